@@ -1,0 +1,180 @@
+"""The gateway application: wires configuration, database, store, pipeline, dispatcher, channels and web.
+
+`gateway run` is one process holding every role (the embedded default); each role is a loop over a method
+here (``poll_once``, ``process_received``, ``dispatcher.run_once``), so a later scale-out can run them apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway import config as config_mod
+from gateway.channels.folder import FolderPoller, Taken
+from gateway.config import GatewayConfig
+from gateway.formats.edifact import sender_id
+from gateway.mapping import MappingTable
+from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
+from gateway.outbound.dispatcher import Dispatcher
+from gateway.pipeline import Pipeline
+from gateway.store import db, messages
+from gateway.store.messages import MessageStore
+
+log = structlog.get_logger("gateway")
+
+
+@dataclass
+class Accepted:
+    """What `gateway ingest --json` prints for one input (a contract kept by later versions)."""
+
+    file: str
+    status: str  # accepted | rejected | duplicate
+    format: str | None = None
+    message_type: str | None = None
+    messages: int = 0
+    message_ids: list[int] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, *, migrate: bool | None = None) -> None:
+        self.config = config
+        self.engine = db.make_engine(config.database_url)
+        if config.database.auto_migrate if migrate is None else migrate:
+            db.upgrade(self.engine)
+        self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
+        with self.sessions.begin() as s:
+            partner_ids = messages.sync_partners(s, config.partners)
+        self.store = MessageStore(self.sessions, partner_ids)
+        self.mappings = MappingTable(config.mappings)
+        self.pipeline = Pipeline(self.sessions, self.mappings, config.routes)
+        self.dispatcher = Dispatcher(self.sessions, config.routes)
+        self.pollers = [
+            FolderPoller(name, ch, self._take) for name, ch in config.channels.items() if ch.enabled
+        ]
+        self._partner_by_sender = {eid: code for code, p in config.partners.items() for eid in p.edifact_ids}
+
+    @classmethod
+    def from_file(cls, path: Path, **kwargs: Any) -> Gateway:
+        return cls(config_mod.load(path), **kwargs)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # receive → store → process -------------------------------------------------------------------------
+    def partner_of(self, raw: bytes) -> str | None:
+        sender = sender_id(raw)
+        return self._partner_by_sender.get(sender) if sender else None
+
+    def accept(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        partner: str | None = None,
+        filename: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Accepted:
+        """Store (committed), then process; the caller acknowledges its sender after the store step."""
+        partner = partner or self.partner_of(raw)
+        receipt = self.store.receive(raw, channel=channel, partner=partner, filename=filename, headers=headers)
+        name = filename or f"<{channel}>"
+        if receipt.duplicate:
+            with self.sessions() as s:
+                original = s.get_one(Message, receipt.duplicate_of)
+                log.info("duplicate", message_id=receipt.message_id, duplicate_of=original.id)
+                return Accepted(
+                    name, "duplicate", original.format, original.message_type, original.message_count, [receipt.message_id]
+                )
+        outcome = self.pipeline.process(receipt.message_id)
+        if outcome is None:  # another worker holds it: stored and will be processed
+            return Accepted(name, "accepted", message_ids=[receipt.message_id])
+        learned = outcome.learned
+        result = Accepted(
+            name,
+            "rejected" if outcome.error else "accepted",
+            learned.get("format"),
+            learned.get("message_type") or None,
+            learned.get("message_count", 0),
+            [receipt.message_id],
+        )
+        if outcome.error:
+            result.errors.append(outcome.error.as_dict())
+        return result
+
+    def _take(self, raw: bytes, **kwargs: Any) -> Taken:
+        result = self.accept(raw, **kwargs)
+        return Taken(result.status, result.message_ids[0])
+
+    def process_received(self, limit: int = 100) -> int:
+        """Process messages left ``received`` (by a crash between store and process); returns how many."""
+        with self.sessions() as s:
+            ids = messages.received_ids(s, limit)
+        for message_id in ids:
+            self.pipeline.process(message_id)
+        return len(ids)
+
+    # the one-process run ---------------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """Nothing waiting in folders, nothing received unprocessed, no delivery due."""
+        if any(p.pending() for p in self.pollers):
+            return False
+        with self.sessions() as s:
+            received = s.scalar(select(func.count()).where(Message.status == MessageStatus.RECEIVED.value))
+            due = s.scalar(
+                select(func.count()).where(
+                    Delivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]),
+                    Delivery.next_attempt_at <= utcnow(),
+                )
+            )
+        return not received and not due
+
+    def run(self, stop: threading.Event, *, until_idle: bool = False, http: bool | None = None) -> None:
+        """Every channel, the recovery worker, the dispatcher and (optionally) the HTTP server until ``stop``."""
+        loops: list[tuple[str, Callable[[], object], float]] = [
+            (f"channel:{p.name}", p.poll_once, p.config.poll) for p in self.pollers
+        ]
+        loops += [("worker", self.process_received, 1.0), ("dispatcher", self.dispatcher.run_once, 0.5)]
+        threads = [threading.Thread(target=_loop, args=(n, fn, every, stop), name=n, daemon=True) for n, fn, every in loops]
+        server = None
+        if self.config.http.enabled if http is None else http:
+            from gateway.web.server import start_server
+
+            server = start_server(self, self.config.http.host, self.config.http.port)
+        for t in threads:
+            t.start()
+        log.info("gateway running", channels=[p.name for p in self.pollers], routes=list(self.config.routes))
+        try:
+            while not stop.wait(0.5):
+                if until_idle and self.idle():
+                    time.sleep(max((p.config.settle for p in self.pollers), default=0) + 0.5)
+                    if self.idle():
+                        break
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+            if server is not None:
+                server.stop()
+            log.info("gateway stopped")
+
+
+def _loop(name: str, fn: Callable[[], object], every: float, stop: threading.Event) -> None:
+    """Run ``fn`` every ``every`` seconds; an error is logged and the loop goes on."""
+    while not stop.is_set():
+        try:
+            fn()
+        except Exception:
+            log.error("loop error", loop=name, exc_info=True)
+        stop.wait(every)

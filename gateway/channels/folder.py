@@ -1,0 +1,86 @@
+"""Drop-folder channel: the stand-in for scheduled carrier file drops.
+
+A file is taken once its size and mtime have held still for ``settle`` seconds (a writer may still be busy),
+stored and committed, processed, and only then moved: to ``archive`` when it was processed or is a duplicate,
+to ``failed`` when it was rejected. A crash before the move leaves the file in place; taking it again finds
+the stored copy and records a duplicate, so nothing is lost and nothing is processed twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from gateway.config import FolderChannel
+
+log = structlog.get_logger("gateway.channel.folder")
+
+
+@dataclass(frozen=True)
+class Taken:
+    status: str  # accepted | rejected | duplicate
+    message_id: int
+
+
+Accept = Callable[..., Taken]
+
+
+class FolderPoller:
+    def __init__(self, name: str, config: FolderChannel, accept: Accept) -> None:
+        self.name = name
+        self.config = config
+        self.accept = accept
+        self._seen: dict[Path, tuple[int, float, float]] = {}  # path → size, mtime, when first seen so
+
+    def poll_once(self) -> int:
+        """Take every settled file; returns how many were taken."""
+        self.config.path.mkdir(parents=True, exist_ok=True)
+        taken = 0
+        now = time.monotonic()
+        present = set()
+        for path in sorted(self.config.path.glob(self.config.pattern)):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            present.add(path)
+            if self._settled(path, now):
+                self.take(path)
+                taken += 1
+        self._seen = {p: v for p, v in self._seen.items() if p in present and p.exists()}
+        return taken
+
+    def pending(self) -> int:
+        """Files waiting in the folder (for idle detection)."""
+        if not self.config.path.is_dir():
+            return 0
+        return sum(1 for p in self.config.path.glob(self.config.pattern) if p.is_file() and not p.name.startswith("."))
+
+    def _settled(self, path: Path, now: float) -> bool:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        if self.config.settle <= 0:
+            return True
+        seen = self._seen.get(path)
+        if seen is None or seen[:2] != (st.st_size, st.st_mtime):
+            self._seen[path] = (st.st_size, st.st_mtime, now)
+            return False
+        return now - seen[2] >= self.config.settle
+
+    def take(self, path: Path) -> Taken:
+        raw = path.read_bytes()
+        result = self.accept(
+            raw, channel=self.name, partner=self.config.partner, filename=path.name, headers={"path": str(path)}
+        )
+        target_dir = self.config.failed if result.status == "rejected" else self.config.archive
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{result.message_id}_{path.name}"
+        shutil.move(path, target)  # a rename when on the same file system
+        self._seen.pop(path, None)
+        log.info("file taken", file=path.name, status=result.status, moved_to=str(target), message_id=result.message_id)
+        return result

@@ -1,0 +1,255 @@
+"""The ``gateway`` command.
+
+Exit status: 0 when everything was accepted (or was a duplicate), 1 when an input was rejected, 2 on a usage
+or configuration error. ``ingest --json`` prints one JSON object per input file on stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from gateway import config as config_mod
+from gateway import logs
+from gateway.errors import ConfigError
+
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+
+
+class Context:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+
+    def config(self) -> config_mod.GatewayConfig:
+        try:
+            return config_mod.load(self.config_path)
+        except ConfigError as exc:
+            _config_failure(exc)
+
+    def gateway(self, **kwargs: Any) -> Any:
+        from gateway.app import Gateway
+
+        try:
+            return Gateway(self.config(), **kwargs)
+        except ConfigError as exc:
+            _config_failure(exc)
+
+
+def _config_failure(exc: ConfigError) -> NoReturn:
+    click.echo("configuration error:", err=True)
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="GATEWAY_CONFIG",
+    default="routes.yaml",
+    show_default=True,
+    help="the deployment file (env GATEWAY_CONFIG)",
+)
+@click.option("--log-level", default="INFO", show_default=True, envvar="GATEWAY_LOG_LEVEL")
+@click.option("--log-json/--log-console", default=None, help="log format (default: JSON unless stderr is a terminal)")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, log_level: str, log_json: bool | None) -> None:
+    """EDI / message-integration gateway for Japanese port logistics."""
+    logs.configure(log_level, log_json)
+    ctx.obj = Context(config_path)
+
+
+@main.command()
+@click.option("--until-idle", is_flag=True, help="stop once every folder is empty and nothing is due")
+@click.option("--no-http", is_flag=True, help="do not start the HTTP server")
+@click.pass_obj
+def run(obj: Context, until_idle: bool, no_http: bool) -> None:
+    """Run every channel, the worker, the dispatcher and the HTTP server in one process (Ctrl-C stops)."""
+    gw = obj.gateway()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        gw.run(stop, until_idle=until_idle, http=False if no_http else None)
+    finally:
+        gw.close()
+    if until_idle:
+        _print_summary(gw)
+
+
+def _print_summary(gw: Any) -> None:
+    from gateway.store import messages
+
+    with gw.sessions() as s:
+        counts = messages.counts_by_status(s)
+    click.echo(f"messages by status: {json.dumps(counts, sort_keys=True)}")
+    click.echo(f"database: {gw.config.database_url}")
+    for name, route in gw.config.routes.items():
+        files = sorted(route.to.path.glob("*")) if route.to.path.is_dir() else []
+        click.echo(f"route {name}: {len(files)} file(s) in {route.to.path}")
+    for poller in gw.pollers:
+        click.echo(f"channel {poller.name}: archive {poller.config.archive}, failed {poller.config.failed}")
+
+
+def _inputs(paths: tuple[Path, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        else:
+            yield path
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per input file")
+@click.option("--channel", default="cli", show_default=True, help="channel name recorded on the messages")
+@click.option("--partner", default=None, help="partner code (default: from the UNB sender)")
+@click.option("--no-dispatch", is_flag=True, help="queue outbound deliveries but do not send them now")
+@click.pass_obj
+def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool, channel: str, partner: str | None, no_dispatch: bool) -> None:
+    """Store and process files now, then send what they caused."""
+    gw = obj.gateway()
+    if partner is not None and partner not in gw.config.partners:
+        raise click.BadParameter(f"no partner {partner!r} in {obj.config_path}", param_hint="--partner")
+    rejected = False
+    try:
+        for path in _inputs(paths):
+            result = gw.accept(path.read_bytes(), channel=channel, partner=partner, filename=path.name)
+            result.file = str(path)
+            rejected |= result.status == "rejected"
+            if as_json:
+                click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+            else:
+                ids = ",".join(map(str, result.message_ids))
+                click.echo(f"{result.status:9} {path}  {result.message_type or '-'} x{result.messages}  message {ids}")
+                for err in result.errors:
+                    click.echo(f"          {err['code']}: {err['text']}")
+        if not no_dispatch:
+            gw.dispatcher.drain()
+    finally:
+        gw.close()
+    sys.exit(EXIT_REJECTED if rejected else 0)
+
+
+@main.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Validate routes.yaml and every mapping file under mappings/."""
+    from gateway.mapping.language import load_mapping
+
+    cfg = obj.config()
+    problems: list[str] = []
+    mapping_dir = obj.config_path.resolve().parent / "mappings"
+    files = sorted(mapping_dir.rglob("*.yaml")) if mapping_dir.is_dir() else []
+    for path in files:
+        try:
+            load_mapping(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        _config_failure(ConfigError(problems))
+    click.echo(
+        f"{obj.config_path}: OK ({len(cfg.partners)} partners, {len(cfg.channels)} channels, "
+        f"{len(cfg.mappings)} mapping rules, {len(cfg.routes)} routes); {len(files)} mapping files OK"
+    )
+
+
+@main.group()
+def messages() -> None:
+    """Inspect stored messages."""
+
+
+@messages.command("list")
+@click.option("--status", default=None, help="received, done, failed, duplicate, sent, ...")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--before", type=int, default=None, help="page: ids below this one")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def messages_list(obj: Context, status: str | None, limit: int, before: int | None, as_json: bool) -> None:
+    """Newest messages first."""
+    from gateway.store import messages as store
+
+    gw = obj.gateway(migrate=False)
+    try:
+        with gw.sessions() as s:
+            rows = [store.summary(m) for m in store.list_messages(s, status=status, limit=limit, before_id=before)]
+    finally:
+        gw.close()
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            err = row["error"]["code"] if row["error"] else ""
+            click.echo(
+                f"{row['id']:>8} {row['direction']:3} {row['status']:9} {row['channel']:16} "
+                f"{row['message_type'] or '-':12} {row['filename'] or '-':30} {err}"
+            )
+
+
+@messages.command("show")
+@click.argument("message_id", type=int)
+@click.option("--raw", is_flag=True, help="write the raw payload bytes to stdout instead")
+@click.pass_obj
+def messages_show(obj: Context, message_id: int, raw: bool) -> None:
+    """One message: status, error with code and position, steps (or its raw bytes)."""
+    from gateway.model import Message
+    from gateway.store import messages as store
+
+    gw = obj.gateway(migrate=False)
+    try:
+        with gw.sessions() as s:
+            msg = s.get(Message, message_id)
+            if msg is None:
+                click.echo(f"no message {message_id}", err=True)
+                sys.exit(EXIT_REJECTED)
+            if raw:
+                sys.stdout.buffer.write(msg.raw)
+                return
+            click.echo(json.dumps(store.summary(msg), ensure_ascii=False, indent=2))
+    finally:
+        gw.close()
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@click.pass_obj
+def db_upgrade(obj: Context, revision: str) -> None:
+    """Apply migrations up to REVISION (default: all)."""
+    from gateway.store import db
+
+    engine = db.make_engine(obj.config().database_url)
+    try:
+        db.upgrade(engine, revision)
+        click.echo(f"database at revision {db.current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@main.command("hash-key")
+@click.option("--new", "generate", is_flag=True, help="generate a new random key")
+def hash_key(generate: bool) -> None:
+    """Print the sha256 to put in partners.<code>.api_key_sha256 (key read from stdin unless --new)."""
+    import hashlib
+
+    key = secrets.token_urlsafe(32) if generate else sys.stdin.readline().strip()
+    if not key:
+        raise click.UsageError("no key on stdin")
+    if generate:
+        click.echo(f"key:    {key}")
+    click.echo(f"sha256: {hashlib.sha256(key.encode()).hexdigest()}")

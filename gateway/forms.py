@@ -1,0 +1,49 @@
+"""Cyber Port form payloads built from the canonical model.
+
+UL090, the container gate-in slip (搬入票), is also the CONPAS pre-notification data set (domain.md §3): the
+persist step keeps the form current on the deal, and the CONPAS renderer sends what the form says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.model import Booking, Container, VesselCall
+
+JST = ZoneInfo("Asia/Tokyo")  # CONPAS slots are in terminal local time
+
+
+def ul090(container: Container, booking: Booking | None, vessel_call: VesselCall | None) -> dict[str, Any]:
+    """The gate-in slip of one container; keys follow the UL090 data set, units are kg, °C and cm."""
+    size_type = container.iso_size_type or ""
+    local = container.delivery_at.astimezone(JST) if container.delivery_at else None
+    reefer = None
+    if container.reefer_temp_c is not None:
+        reefer = {"temperature": container.reefer_temp_c, "unit": "CEL"}
+    return {
+        "booking_number": booking.booking_number if booking else None,
+        "vessel_name": vessel_call.vessel_name if vessel_call else None,
+        "voyage": vessel_call.voyage if vessel_call else None,
+        "container_number": container.number,
+        "seal_numbers": [s["number"] for s in container.seals],
+        "size_type": size_type or None,
+        "length_code": size_type[:1] or None,
+        "height_code": size_type[1:2] or None,
+        "type_code": size_type[2:4] or None,
+        "gross_weight_kg": container.gross_kg,
+        "tare_kg": container.tare_kg,
+        "vgm_kg": container.vgm_kg,
+        "full_empty": container.full_empty,
+        "out_of_gauge": container.oog,
+        "dangerous_goods": [
+            {"un_number": dg.un_number, "class": dg.imdg_class, "packing_group": dg.packing_group}
+            for dg in container.dangerous_goods
+        ],
+        "reefer": reefer,
+        "cargo_weight_kg": container.cargo_kg,
+        "commodity": container.commodity,
+        "delivery_date": local.strftime("%Y%m%d") if local else None,
+        "delivery_time": local.strftime("%H%M") if local else None,
+        "terminal_code": container.terminal_code,
+    }

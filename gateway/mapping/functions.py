@@ -1,0 +1,125 @@
+"""The small registry of conversions a mapping file may name in ``convert:``; nothing else is callable.
+
+Each function takes the selected text, the optional argument read from ``arg_from`` (a unit, a date format
+code) and the mapping's options; it returns the converted value or raises :class:`ConversionError`.
+``docs/mappings.md`` lists them for analysts; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway import iso6346
+
+
+class ConversionError(ValueError):
+    """A value could not be converted; ``code`` is MAP-3 (invalid value) or MAP-4 (conversion failed)."""
+
+    def __init__(self, text: str, code: str = "MAP-4") -> None:
+        super().__init__(text)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Options:
+    timezone: str = "Asia/Tokyo"  # EDIFACT times carry no zone; Japanese ports run on JST
+    decimal_mark: str = "."
+
+
+Converter = Callable[[str, str | None, Options], Any]
+REGISTRY: dict[str, tuple[Converter, str]] = {}
+
+
+def converter(name: str, doc: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        REGISTRY[name] = (fn, doc)
+        return fn
+
+    return register
+
+
+@converter("container_number", "ISO 6346 container number: spaces removed, upper case, check digit verified")
+def container_number(value: str, _arg: str | None, _opts: Options) -> str:
+    number = value.replace(" ", "").upper()
+    reason = iso6346.problem(number)
+    if reason:
+        raise ConversionError(reason, code="MAP-3")
+    return number
+
+
+# DTM format codes (UN/EDIFACT 2379) → strptime patterns
+_DATE_FORMATS = {
+    "102": "%Y%m%d",
+    "201": "%y%m%d%H%M",
+    "203": "%Y%m%d%H%M",
+    "204": "%Y%m%d%H%M%S",
+}
+
+
+@converter("datetime", "EDIFACT date/time; arg_from names the DTM format code (102, 201, 203, 204)")
+def edifact_datetime(value: str, fmt: str | None, opts: Options) -> datetime:
+    code = fmt or {8: "102", 12: "203", 14: "204"}.get(len(value), "")
+    pattern = _DATE_FORMATS.get(code)
+    if pattern is None:
+        raise ConversionError(f"date format code {code or '(none)'} is not supported (102, 201, 203, 204)")
+    try:
+        return datetime.strptime(value, pattern).replace(tzinfo=ZoneInfo(opts.timezone))
+    except ValueError:
+        raise ConversionError(f"{value!r} is not a date in format {code} ({pattern})") from None
+
+
+def _decimal(value: str, opts: Options) -> Decimal:
+    text = value.strip().replace(opts.decimal_mark, ".") if opts.decimal_mark != "." else value.strip()
+    if "," in text and "." not in text:
+        text = text.replace(",", ".")  # EDIFACT allows either mark
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ConversionError(f"{value!r} is not a number") from None
+
+
+@converter("number", "a decimal number; either decimal mark is accepted")
+def number(value: str, _arg: str | None, opts: Options) -> float:
+    return float(_decimal(value, opts))
+
+
+_KG_PER_UNIT = {"KGM": Decimal(1), "KG": Decimal(1), "TNE": Decimal(1000), "LBR": Decimal("0.45359237")}
+
+
+@converter("weight_kg", "a weight in kilograms; arg_from names the unit (KGM, TNE, LBR; KGM when absent)")
+def weight_kg(value: str, unit: str | None, opts: Options) -> float:
+    factor = _KG_PER_UNIT.get((unit or "KGM").upper())
+    if factor is None:
+        raise ConversionError(f"weight unit {unit!r} is not one of KGM, TNE, LBR")
+    return float(round(_decimal(value, opts) * factor, 3))
+
+
+@converter("temperature_c", "a temperature in °C; arg_from names the unit (CEL, FAH; CEL when absent)")
+def temperature_c(value: str, unit: str | None, opts: Options) -> float:
+    degrees = _decimal(value, opts)
+    match (unit or "CEL").upper():
+        case "CEL":
+            return float(degrees)
+        case "FAH":
+            return float(round((degrees - 32) * 5 / 9, 1))
+        case other:
+            raise ConversionError(f"temperature unit {other!r} is not CEL or FAH")
+
+
+@converter("length_cm", "a length in centimetres; arg_from names the unit (CMT, MTR, MMT, INH; CMT when absent)")
+def length_cm(value: str, unit: str | None, opts: Options) -> float:
+    factors = {"CMT": Decimal(1), "MTR": Decimal(100), "MMT": Decimal("0.1"), "INH": Decimal("2.54")}
+    factor = factors.get((unit or "CMT").upper())
+    if factor is None:
+        raise ConversionError(f"length unit {unit!r} is not one of CMT, MTR, MMT, INH")
+    return float(round(_decimal(value, opts) * factor, 1))
+
+
+@converter("upper", "upper case, surrounding spaces removed")
+def upper(value: str, _arg: str | None, _opts: Options) -> str:
+    return value.strip().upper()

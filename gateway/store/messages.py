@@ -1,0 +1,182 @@
+"""The message store: raw payloads committed on receipt, their status, and the queries over them.
+
+The durable-receipt rule lives here: :meth:`MessageStore.receive` returns only after the payload is committed,
+and a channel acknowledges its sender only after it returns. The dedup rule lives here too: the unique
+``dedup_key`` (partner, or ``@channel`` when the partner is unknown, + sha256) admits one original per payload;
+a second copy is stored as a ``duplicate`` row pointing at the first and is never processed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.config import PartnerConfig
+from gateway.errors import GatewayError
+from gateway.model import Message, MessageStatus, Partner, utcnow
+
+
+@dataclass(frozen=True)
+class Receipt:
+    message_id: int
+    duplicate_of: int | None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.duplicate_of is not None
+
+
+def sync_partners(session: Session, partners: Mapping[str, PartnerConfig]) -> dict[str, int]:
+    """Make the partner table match routes.yaml (partners are never deleted: messages refer to them)."""
+    existing = {p.code: p for p in session.scalars(select(Partner))}
+    for code, cfg in partners.items():
+        row = existing.get(code) or Partner(code=code)
+        row.name = cfg.name
+        row.business_type = cfg.business_type.value
+        row.edifact_ids = list(cfg.edifact_ids)
+        row.api_key_hashes = list(cfg.api_key_sha256)
+        if row.id is None:
+            session.add(row)
+            existing[code] = row
+    session.flush()
+    return {code: row.id for code, row in existing.items()}
+
+
+class MessageStore:
+    def __init__(self, sessions: sessionmaker[Session], partner_ids: Mapping[str, int]) -> None:
+        self.sessions = sessions
+        self.partner_ids = dict(partner_ids)
+
+    def receive(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        partner: str | None,
+        filename: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Receipt:
+        """Store ``raw`` and commit; the caller may acknowledge its sender once this returns."""
+        sha = hashlib.sha256(raw).hexdigest()
+        key = f"{partner or '@' + channel}:{sha}"
+        row = dict(
+            direction="in",
+            channel=channel,
+            partner_id=self.partner_ids.get(partner) if partner else None,
+            filename=filename,
+            headers=dict(headers or {}),
+            raw=raw,
+            sha256=sha,
+            size=len(raw),
+        )
+        for _ in range(2):  # a concurrent receiver may win the unique key between our read and write
+            try:
+                with self.sessions.begin() as s:
+                    original = s.scalar(select(Message.id).where(Message.dedup_key == key))
+                    if original is None:
+                        msg = Message(**row, dedup_key=key, status=MessageStatus.RECEIVED.value)
+                    else:
+                        msg = Message(**row, duplicate_of_id=original, status=MessageStatus.DUPLICATE.value)
+                    s.add(msg)
+                    s.flush()
+                    return Receipt(msg.id, original)
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not store payload {key} after a dedup race")
+
+
+def claim(session: Session, message_id: int) -> Message | None:
+    """Lock a received message for processing; None when another worker holds it or it is already done."""
+    return session.scalar(
+        select(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.RECEIVED.value)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def received_ids(session: Session, limit: int = 100) -> list[int]:
+    """Messages stored but not yet processed (left by a crash, or waiting for a worker)."""
+    rows = session.scalars(
+        select(Message.id)
+        .where(Message.status == MessageStatus.RECEIVED.value, Message.direction == "in")
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def record_failure(
+    session: Session, message_id: int, error: GatewayError, steps: Sequence[dict[str, Any]], learned: dict[str, Any]
+) -> None:
+    """Mark a message failed with its coded error; the raw bytes are left exactly as received."""
+    msg = session.get(Message, message_id, with_for_update=True)
+    if msg is None:
+        return
+    for key, value in learned.items():
+        setattr(msg, key, value)
+    msg.status = MessageStatus.FAILED.value
+    msg.error_code = error.code
+    msg.error_text = error.text
+    msg.error_step = error.step
+    msg.error_position = error.position.as_dict() or None
+    msg.steps = list(steps)
+
+
+def step_entry(step: str, status: str, at: datetime | None = None) -> dict[str, Any]:
+    return {"step": step, "status": status, "at": (at or utcnow()).isoformat()}
+
+
+def list_messages(
+    session: Session,
+    *,
+    status: str | None = None,
+    partner_id: int | None = None,
+    direction: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Message]:
+    """Newest first, keyset-paged by id (``before_id``) so deep pages stay as fast as the first."""
+    q = select(Message).order_by(Message.id.desc()).limit(limit)
+    if status:
+        q = q.where(Message.status == status)
+    if partner_id is not None:
+        q = q.where(Message.partner_id == partner_id)
+    if direction:
+        q = q.where(Message.direction == direction)
+    if before_id is not None:
+        q = q.where(Message.id < before_id)
+    return list(session.scalars(q))
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Message.status, func.count()).group_by(Message.status))
+    return {status: n for status, n in rows.tuples()}
+
+
+def summary(msg: Message) -> dict[str, Any]:
+    """A message as the CLI and API show it (without the raw bytes)."""
+    return {
+        "id": msg.id,
+        "direction": msg.direction,
+        "channel": msg.channel,
+        "partner": msg.partner.code if msg.partner else None,
+        "received_at": msg.received_at.isoformat(),
+        "filename": msg.filename,
+        "size": msg.size,
+        "sha256": msg.sha256,
+        "format": msg.format,
+        "message_type": msg.message_type,
+        "interchange_ref": msg.interchange_ref,
+        "messages": msg.message_count,
+        "status": msg.status,
+        "duplicate_of": msg.duplicate_of_id,
+        "error": msg.error_dict(),
+        "steps": msg.steps,
+    }
