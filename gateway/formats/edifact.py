@@ -12,7 +12,6 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
-from pydifact.exceptions import EDISyntaxError
 from pydifact.parser import Parser
 
 from gateway.errors import GatewayError, Position
@@ -149,7 +148,7 @@ def tokenise(raw: bytes) -> list[Segment]:
                 Segment(seg.tag, list(seg.elements), n)
                 for n, seg in enumerate((s for s in Parser().parse(text) if s.tag != "UNA"), start=1)
             ]
-    except (EDISyntaxError, ValueError, IndexError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # pydifact signals bad input with many exception types; all mean "not EDIFACT"
         raise GatewayError("EDI-33", f"the payload cannot be tokenised as EDIFACT: {exc}", step="parse") from None
     return segments
 

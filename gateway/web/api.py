@@ -2,9 +2,9 @@
 
 Every ``/api`` route needs an API key (``Authorization: Bearer <key>`` or ``X-API-Key``); keys are stored only
 as sha256 digests in routes.yaml, and a partner sees only its own messages.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at run time.
+"""
 
 import hashlib
 import hmac
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 
-def create_app(gateway: Gateway) -> FastAPI:
+def create_app(gateway: "Gateway") -> FastAPI:
     app = FastAPI(title="Port logistics EDI gateway", version=__version__)
 
     def partner(

@@ -1,0 +1,122 @@
+"""Outbound: CONPAS files from the outbox, retries that survive restarts, dead letters that keep everything."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from gateway.app import Gateway
+from gateway.model import Delivery, DeliveryAttempt, Message, utcnow
+from gateway.outbound.dispatcher import Dispatcher
+from gateway.outbound.sinks import SinkError
+
+
+def test_one_conpas_file_per_container_matching_the_input(gateway: Gateway, coparn: bytes, tmp_path: Path) -> None:
+    gateway.accept(coparn, channel="drops")
+    assert gateway.dispatcher.drain() == 3
+    files = sorted((tmp_path / "outbox" / "conpas").glob("*.json"))
+    docs = {d["container_number"]: d for d in (json.loads(f.read_text()) for f in files)}
+    assert set(docs) == {"CSQU3054383", "MSCU1234566", "TGHU8765436"}
+    assert {(d["vessel_name"], d["voyage"]) for d in docs.values()} == {("ONE APUS", "012E")}
+    assert docs["CSQU3054383"]["booking_number"] == "ONEYTYOA12345"
+    assert docs["TGHU8765436"]["booking_number"] == "ONEYTYOA12346"
+    assert docs["CSQU3054383"]["seal_numbers"] == ["SL123456", "SH998877"]
+    assert (
+        docs["CSQU3054383"]["length_code"],
+        docs["CSQU3054383"]["height_code"],
+        docs["CSQU3054383"]["type_code"],
+    ) == ("4", "5", "G1")
+    assert docs["MSCU1234566"]["reefer"] == {"temperature": -18.0, "unit": "CEL"}
+    assert docs["TGHU8765436"]["dangerous_goods"] == [{"un_number": "1263", "class": "3", "packing_group": "III"}]
+    with gateway.sessions() as s:
+        deliveries = list(s.scalars(select(Delivery)))
+        assert {d.status for d in deliveries} == {"done"} and all(d.attempts == 1 for d in deliveries)
+        out = [m for m in s.scalars(select(Message).where(Message.direction == "out"))]
+        assert len(out) == 3 and {m.status for m in out} == {"sent"}
+        assert {m.raw for m in out} == {f.read_bytes() for f in files}  # what was sent is what is stored
+    assert not list((tmp_path / "outbox" / "conpas").glob(".*"))  # no temporary files left
+
+
+class Flaky:
+    """A sink failing its first ``failures`` sends, retryable or not."""
+
+    def __init__(self, failures: int, retryable: bool = True) -> None:
+        self.failures, self.retryable, self.sent = failures, retryable, []  # type: ignore[var-annotated]
+
+    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise SinkError("peer unavailable", retryable=self.retryable)
+        self.sent.append((name, idempotency_key, payload))
+
+
+def _make_due(gateway: Gateway) -> None:
+    with gateway.sessions.begin() as s:
+        for d in s.scalars(select(Delivery).where(Delivery.status == "pending")):
+            d.next_attempt_at = utcnow() - timedelta(seconds=1)
+
+
+def test_retryable_failures_back_off_then_succeed(gateway: Gateway, coparn: bytes) -> None:
+    gateway.accept(
+        coparn.replace(b"EQD+CN+MSCU", b"EQD+XX+MSCU").replace(b"EQD+CN+TGHU", b"EQD+XX+TGHU"), channel="drops"
+    )
+    sink = Flaky(failures=2)
+    gateway.dispatcher.sinks["conpas-prenotice"] = sink
+    before = utcnow()
+    assert gateway.dispatcher.run_once() == 1
+    with gateway.sessions() as s:
+        d = s.scalars(select(Delivery)).one()
+        assert (d.status, d.attempts) == ("pending", 1)
+        assert (
+            timedelta(seconds=0.9) <= d.next_attempt_at - before <= timedelta(seconds=3)
+        )  # initial_delay 1s, no jitter
+    assert gateway.dispatcher.run_once() == 0  # not due yet: the schedule is in the database
+    _make_due(gateway)
+    gateway.dispatcher.run_once()
+    _make_due(gateway)
+    gateway.dispatcher.run_once()
+    with gateway.sessions() as s:
+        d = s.scalars(select(Delivery)).one()
+        attempts = list(s.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.number)))
+        assert d.status == "done" and [a.outcome for a in attempts] == ["retry", "retry", "ok"]
+        assert attempts[0].error == {"code": "OUT-2", "text": "peer unavailable"}
+    assert len(sink.sent) == 1 and sink.sent[0][1] == d.idempotency_key
+
+
+def test_exhausted_retries_and_permanent_failures_go_dead_keeping_the_payload(gateway: Gateway, coparn: bytes) -> None:
+    gateway.accept(coparn, channel="drops")
+    gateway.dispatcher.sinks["conpas-prenotice"] = Flaky(failures=99)
+    for _ in range(3):  # max_attempts: 3
+        _make_due(gateway)
+        gateway.dispatcher.run_once()
+    with gateway.sessions() as s:
+        deliveries = list(s.scalars(select(Delivery)))
+        assert {d.status for d in deliveries} == {"dead"} and {d.attempts for d in deliveries} == {3}
+        assert all(s.get_one(Message, d.message_id).raw.startswith(b"{") for d in deliveries if d.message_id)
+    gateway.accept(coparn.replace(b"20261124001", b"X").replace(b"KGM:24500", b"KGM:1"), channel="drops")
+    gateway.dispatcher.sinks["conpas-prenotice"] = Flaky(failures=1, retryable=False)
+    gateway.dispatcher.run_once()
+    with gateway.sessions() as s:
+        newest = s.scalars(select(Delivery).order_by(Delivery.id.desc())).first()
+        assert newest is not None and (newest.status, newest.attempts) == ("dead", 1)
+
+
+def test_an_expired_lease_is_reclaimed_and_resent_under_the_same_key(
+    gateway: Gateway, coparn: bytes, tmp_path: Path
+) -> None:
+    """A dispatcher that died mid-send leaves its claim; after the lease another sends the same file again."""
+    gateway.accept(coparn, channel="drops")
+    dead_one = Dispatcher(gateway.sessions, gateway.config.routes, lease=timedelta(seconds=-1))
+    with gateway.sessions.begin() as s:
+        from gateway.store import outbox
+
+        claimed = outbox.claim_due(s, limit=10, lease=timedelta(seconds=-1))  # claimed, then "crashed"
+    assert len(claimed) == 3
+    assert dead_one.run_once() == 3  # leases expired: taken again
+    files = list((tmp_path / "outbox" / "conpas").glob("*.json"))
+    assert len(files) == 3
+    with gateway.sessions() as s:
+        assert {d.status for d in s.scalars(select(Delivery))} == {"done"}

@@ -1,0 +1,137 @@
+"""Processing: a COPARN becomes canonical records, forms, events and outbox deliveries in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.app import Gateway
+from gateway.model import Booking, Container, Deal, Delivery, Event, Form, Message, Participation, VesselCall
+from gateway.pipeline import STEPS, Pipeline, Work
+
+
+def count(gateway: Gateway, model: Any) -> int:
+    with gateway.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_coparn_becomes_canonical_records(gateway: Gateway, coparn: bytes) -> None:
+    result = gateway.accept(coparn, channel="drops")
+    assert (result.status, result.format, result.message_type, result.messages) == ("accepted", "edifact", "COPARN", 2)
+    with gateway.sessions() as s:
+        msg = s.get_one(Message, result.message_ids[0])
+        assert msg.status == "done" and msg.partner is not None and msg.partner.code == "ONE"  # from UNB sender
+        assert [st["step"] for st in msg.steps] == ["parse", "validate", "map", "persist"]
+        [call] = s.scalars(select(VesselCall))
+        assert (call.vessel_name, call.voyage, call.call_sign, call.carrier_scac) == (
+            "ONE APUS",
+            "012E",
+            "JD7712",
+            "ONEY",
+        )
+        assert call.etd is not None and call.etd.isoformat() == "2026-12-01T09:00:00+00:00"  # 18:00 JST
+        bookings = {b.booking_number: b for b in s.scalars(select(Booking))}
+        assert set(bookings) == {"ONEYTYOA12345", "ONEYTYOA12346"}
+        deals = list(s.scalars(select(Deal)))
+        assert len(deals) == 2 and {d.direction for d in deals} == {"export"}
+        assert {(d.booking_number, d.carrier_scac) for d in deals} == {
+            ("ONEYTYOA12345", "ONEY"),
+            ("ONEYTYOA12346", "ONEY"),
+        }
+        boxes = {c.number: c for c in s.scalars(select(Container))}
+        assert set(boxes) == {"CSQU3054383", "MSCU1234566", "TGHU8765436"}
+        assert boxes["CSQU3054383"].seals == [
+            {"number": "SL123456", "issuer": "CA"},
+            {"number": "SH998877", "issuer": "SH"},
+        ]
+        assert (boxes["CSQU3054383"].vgm_kg, boxes["MSCU1234566"].reefer_temp_c) == (28350.0, -18.0)
+        assert [(d.un_number, d.imdg_class) for d in boxes["TGHU8765436"].dangerous_goods] == [("1263", "3")]
+        assert boxes["CSQU3054383"].booking is bookings["ONEYTYOA12345"]
+        forms = list(s.scalars(select(Form).where(Form.type_code == "UL090")))
+        assert sorted(f.subject for f in forms) == sorted(boxes) and all(f.version == 1 for f in forms)
+        kinds = [e.kind for e in s.scalars(select(Event).order_by(Event.id))]
+        assert kinds.count("container.announced") == 3 and kinds.count("deal.opened") == 2
+        assert all(e.message_id == msg.id for e in s.scalars(select(Event)))
+        deliveries = list(s.scalars(select(Delivery)))
+        assert len(deliveries) == 3 and {d.status for d in deliveries} == {"pending"}
+        parts = list(s.scalars(select(Participation)))
+        assert len(parts) == 2 and all(p.rights == {"UL090": "ReadWrite"} for p in parts)
+
+
+def test_replaying_the_same_content_changes_nothing(gateway: Gateway, coparn: bytes) -> None:
+    gateway.accept(coparn, channel="drops")
+    before = (count(gateway, Event), count(gateway, Delivery))
+    # a new interchange (other reference, so not a byte duplicate) announcing the same containers unchanged
+    again = gateway.accept(coparn.replace(b"20261124001", b"20261124002"), channel="drops")
+    assert again.status == "accepted"
+    assert (count(gateway, Event), count(gateway, Delivery)) == before
+
+
+def test_an_amendment_bumps_the_form_version_and_queues_a_new_prenotice(gateway: Gateway, coparn: bytes) -> None:
+    gateway.accept(coparn, channel="drops")
+    amended = coparn.replace(b"20261124001", b"20261124003").replace(b"KGM:24500", b"KGM:24600")
+    gateway.accept(amended, channel="drops")
+    with gateway.sessions() as s:
+        form = s.scalars(select(Form).where(Form.subject == "CSQU3054383")).one()
+        assert (form.version, form.payload["gross_weight_kg"]) == (2, 24600.0)
+        assert form.etag == f'"{form.id}-2"'
+        assert s.scalar(select(func.count()).select_from(Delivery)) == 4
+
+
+def test_wrong_unt_count_is_rejected_and_raw_kept(gateway: Gateway, coparn: bytes) -> None:
+    bad = coparn.replace(b"UNT+17+2'", b"UNT+16+2'")
+    result = gateway.accept(bad, channel="drops")
+    assert result.status == "rejected" and result.message_type == "COPARN"
+    [err] = result.errors
+    assert err["code"] == "EDI-29" and err["segment"] == {"tag": "UNT", "number": 42} and err["step"] == "validate"
+    with gateway.sessions() as s:
+        msg = s.get_one(Message, result.message_ids[0])
+        assert msg.status == "failed" and msg.raw == bad and msg.error_code == "EDI-29"
+        assert msg.steps[-1]["status"] == "failed" and msg.steps[-1]["step"] == "validate"
+    assert count(gateway, Container) == 0 and count(gateway, Delivery) == 0
+
+
+def test_a_failure_late_in_the_transaction_leaves_no_partial_effects(gateway: Gateway, coparn: bytes) -> None:
+    """A crash inside persist (after canonical rows were flushed) rolls everything back; the raw input stays."""
+
+    def explode(work: Work) -> None:
+        raise RuntimeError("disk on fire")
+
+    steps = [*STEPS, ("explode", explode, None)]
+    receipt = gateway.store.receive(coparn, channel="drops", partner="ONE")
+    pipeline = Pipeline(gateway.sessions, gateway.mappings, gateway.config.routes, steps)
+    outcome = pipeline.process(receipt.message_id)
+    assert outcome is not None and outcome.error is not None and outcome.error.code == "INT-1"
+    assert count(gateway, Container) == 0 and count(gateway, Delivery) == 0 and count(gateway, Event) == 0
+    with gateway.sessions() as s:
+        msg = s.get_one(Message, receipt.message_id)
+        assert (msg.status, msg.error_step, msg.raw) == ("failed", "explode", coparn)
+
+
+def test_a_message_left_received_by_a_crash_is_processed_once(gateway: Gateway, coparn: bytes) -> None:
+    receipt = gateway.store.receive(coparn, channel="drops", partner="ONE")  # stored, then the process died
+    assert gateway.process_received() == 1
+    assert gateway.process_received() == 0
+    assert gateway.pipeline.process(receipt.message_id) is None  # already done: not ours to process again
+    assert count(gateway, Container) == 3 and count(gateway, Delivery) == 3
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"", "FMT-3"),
+        (b"\x00\x01binary", "FMT-1"),
+        (b"<?xml version='1.0'?><a/>", "FMT-2"),
+        (b"UNB+UNOA:2+X+Y+1+1'", "EDI-13"),
+    ],
+)
+def test_bad_input_gets_a_coded_error(gateway: Gateway, payload: bytes, code: str) -> None:
+    result = gateway.accept(payload, channel="drops")
+    assert result.status == "rejected" and result.errors[0]["code"] == code
+
+
+def test_no_mapping_is_map_1(gateway: Gateway, coparn: bytes) -> None:
+    result = gateway.accept(coparn.replace(b"COPARN:D:95B", b"CODECO:D:95B"), channel="drops")
+    assert result.errors[0]["code"] == "MAP-1" and "CODECO" in result.errors[0]["text"]

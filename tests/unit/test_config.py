@@ -1,0 +1,94 @@
+"""routes.yaml validation: every mistake names the file, the line, the key and the nearest valid key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.errors import ConfigError
+from tests.conftest import REPO, write_config
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    return info.value.problems
+
+
+def test_the_repository_routes_yaml_is_valid() -> None:
+    cfg = config.load(REPO / "routes.yaml")
+    assert cfg.routes["conpas-prenotice"].on == "container.announced"  # `on:` stays a key, not YAML 1.1 True
+    assert cfg.channels["carrier-drops"].path == REPO / "var" / "inbox"  # relative to routes.yaml
+    assert cfg.routes["conpas-prenotice"].retry.max_delay == 600.0  # "10m"
+
+
+def test_unknown_key_names_file_line_key_and_nearest(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite:///x.db")
+    path.write_text(path.read_text().replace("    poll: 100ms", "    pol: 100ms"))
+    [problem] = _problems(path)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "pol:" in text)
+    assert problem.startswith(f"{path}:{line}: channels.drops.pol: unknown key; did you mean 'poll'?")
+
+
+def test_wrong_type_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite:///x.db")
+    path.write_text(path.read_text().replace("max_attempts: 3", "max_attempts: many"))
+    [problem] = _problems(path)
+    assert "routes.conpas-prenotice.retry.max_attempts" in problem and "'many'" in problem
+    assert f"{path}:" in problem
+
+
+def test_bad_duration_and_unknown_business_type(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite:///x.db")
+    text = path.read_text().replace("poll: 100ms", "poll: soon").replace("ocean_carrier", "ocean_carier")
+    path.write_text(text)
+    problems = _problems(path)
+    assert any("channels.drops.poll" in p and "duration" in p for p in problems)
+    assert any("partners.ONE.business_type" in p for p in problems)
+
+
+def test_reference_to_a_missing_mapping_file(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path, "sqlite:///x.db", mappings=[{"match": {"format": "edifact"}, "use": "mappings/nope.yaml"}]
+    )
+    [problem] = _problems(path)
+    assert "mappings[0].use" in problem and "does not exist" in problem
+
+
+def test_reference_to_an_unknown_partner_and_event(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "sqlite:///x.db")
+    text = (
+        path.read_text()
+        .replace("settle: 0", "settle: 0\n    partner: ONEE")
+        .replace("'on': container.announced", "'on': container.anounced")
+    )
+    path.write_text(text)
+    problems = _problems(path)
+    assert any("channels.drops.partner" in p and "did you mean 'ONE'" in p for p in problems)
+    assert any("routes.conpas-prenotice.on" in p and "did you mean 'container.announced'" in p for p in problems)
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("http:\n  port: 1\n  port: 2\n")
+    [problem] = _problems(path)
+    assert problem == f"{path}:3: http.port: key given twice"
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("http:\n  port: [1\n")
+    [problem] = _problems(path)
+    assert problem.startswith(f"{path}:") and "not valid YAML" in problem
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("5s", 5), ("2m", 120), ("1h", 3600), (3, 3.0)])
+def test_durations(text: str | int, seconds: float) -> None:
+    assert config.parse_duration(text) == seconds
+
+
+def test_database_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql://u@127.0.0.1/db")
+    assert config.load(REPO / "routes.yaml").database_url == "postgresql://u@127.0.0.1/db"
