@@ -60,9 +60,7 @@ class Gateway:
         self.mappings = MappingTable(config.mappings)
         self.pipeline = Pipeline(self.sessions, self.mappings, config.routes)
         self.dispatcher = Dispatcher(self.sessions, config.routes)
-        self.pollers = [
-            FolderPoller(name, ch, self._take) for name, ch in config.channels.items() if ch.enabled
-        ]
+        self.pollers = [FolderPoller(name, ch, self._take) for name, ch in config.channels.items() if ch.enabled]
         self._partner_by_sender = {eid: code for code, p in config.partners.items() for eid in p.edifact_ids}
 
     @classmethod
@@ -95,7 +93,12 @@ class Gateway:
                 original = s.get_one(Message, receipt.duplicate_of)
                 log.info("duplicate", message_id=receipt.message_id, duplicate_of=original.id)
                 return Accepted(
-                    name, "duplicate", original.format, original.message_type, original.message_count, [receipt.message_id]
+                    name,
+                    "duplicate",
+                    original.format,
+                    original.message_type,
+                    original.message_count,
+                    [receipt.message_id],
                 )
         outcome = self.pipeline.process(receipt.message_id)
         if outcome is None:  # another worker holds it: stored and will be processed
@@ -146,7 +149,9 @@ class Gateway:
             (f"channel:{p.name}", p.poll_once, p.config.poll) for p in self.pollers
         ]
         loops += [("worker", self.process_received, 1.0), ("dispatcher", self.dispatcher.run_once, 0.5)]
-        threads = [threading.Thread(target=_loop, args=(n, fn, every, stop), name=n, daemon=True) for n, fn, every in loops]
+        threads = [
+            threading.Thread(target=_loop, args=(n, fn, every, stop), name=n, daemon=True) for n, fn, every in loops
+        ]
         server = None
         if self.config.http.enabled if http is None else http:
             from gateway.web.server import start_server

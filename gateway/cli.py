@@ -117,7 +117,9 @@ def _inputs(paths: tuple[Path, ...]) -> Iterator[Path]:
 @click.option("--partner", default=None, help="partner code (default: from the UNB sender)")
 @click.option("--no-dispatch", is_flag=True, help="queue outbound deliveries but do not send them now")
 @click.pass_obj
-def ingest(obj: Context, paths: tuple[Path, ...], as_json: bool, channel: str, partner: str | None, no_dispatch: bool) -> None:
+def ingest(
+    obj: Context, paths: tuple[Path, ...], as_json: bool, channel: str, partner: str | None, no_dispatch: bool
+) -> None:
     """Store and process files now, then send what they caused."""
     gw = obj.gateway()
     if partner is not None and partner not in gw.config.partners:

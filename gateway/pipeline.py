@@ -78,9 +78,7 @@ def validate(work: Work) -> None:
 def map_records(work: Work) -> None:
     for interchange in work.interchanges:
         for msg in interchange.messages:
-            mapping = work.mappings.find(
-                format="edifact", message=msg.type, version=msg.version, partner=work.partner
-            )
+            mapping = work.mappings.find(format="edifact", message=msg.type, version=msg.version, partner=work.partner)
             work.mapped.append(apply(mapping, msg))
 
 
@@ -163,7 +161,9 @@ class Pipeline:
             exc.step = exc.step or current
             return self._fail(message_id, exc, steps, learned)
         except StaleDataError as exc:
-            return self._fail(message_id, GatewayError("PER-1", f"stale form version: {exc}", step=current), steps, learned)
+            return self._fail(
+                message_id, GatewayError("PER-1", f"stale form version: {exc}", step=current), steps, learned
+            )
         except (IntegrityError, OperationalError):
             raise
         except Exception as exc:  # a bug must not stop the gateway; the raw input stays for reprocessing

@@ -43,7 +43,7 @@ class YamlSource:
         self.path = path
         try:
             node = yaml.compose(text, Loader=_Loader)
-            self.data: Any = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+            self.data: Any = yaml.load(text, Loader=_Loader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else 1

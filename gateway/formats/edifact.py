@@ -150,7 +150,6 @@ def tokenise(raw: bytes) -> list[Segment]:
             ]
     except Exception as exc:  # pydifact signals bad input with many exception types; all mean "not EDIFACT"
         raise GatewayError("EDI-33", f"the payload cannot be tokenised as EDIFACT: {exc}", step="parse") from None
-    return segments
 
 
 def envelopes(segments: list[Segment]) -> list[Interchange]:

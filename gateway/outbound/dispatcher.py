@@ -114,7 +114,13 @@ class Dispatcher:
                 delivery.message_id = msg.id
             else:
                 msg = s.get_one(Message, delivery.message_id)
-            return delivery.route, msg.raw, msg.filename or f"{delivery.idempotency_key}.bin", delivery.idempotency_key, msg.id
+            return (
+                delivery.route,
+                msg.raw,
+                msg.filename or f"{delivery.idempotency_key}.bin",
+                delivery.idempotency_key,
+                msg.id,
+            )
 
     def _failed(self, delivery_id: int, started: Any, error: dict[str, Any], *, retryable: bool) -> None:
         with self.sessions.begin() as s:

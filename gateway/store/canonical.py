@@ -93,9 +93,7 @@ class CanonicalWriter:
             else:
                 self.container(record, bookings, vessel_call, mapped)
 
-    def event(
-        self, kind: str, deal: Deal | None, detail: dict[str, Any], container: Container | None = None
-    ) -> Event:
+    def event(self, kind: str, deal: Deal | None, detail: dict[str, Any], container: Container | None = None) -> Event:
         ev = Event(deal=deal, kind=kind, message_id=self.message.id, container=container, detail=detail)
         self.session.add(ev)
         self.session.flush()

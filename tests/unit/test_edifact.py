@@ -32,7 +32,7 @@ def test_two_messages_with_numbered_segments(coparn: bytes) -> None:
 
 def test_release_character_is_unescaped(coparn: bytes) -> None:
     [interchange] = edifact.parse(coparn)
-    ftx = [s for s in interchange.messages[1].segments if s.tag == "FTX"][0]
+    ftx = next(s for s in interchange.messages[1].segments if s.tag == "FTX")
     assert ftx.element(4) == "PAINT: WATER BASED"
 
 

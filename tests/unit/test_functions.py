@@ -7,8 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.mapping.functions import ConversionError, Options, container_number, edifact_datetime, length_cm
-from gateway.mapping.functions import number, temperature_c, weight_kg
+from gateway.mapping.functions import (
+    ConversionError,
+    Options,
+    container_number,
+    edifact_datetime,
+    length_cm,
+    number,
+    temperature_c,
+    weight_kg,
+)
 
 OPTS = Options()
 

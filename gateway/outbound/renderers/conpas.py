@@ -23,7 +23,9 @@ def render(session: Session, delivery: Delivery) -> Rendered:
     if container is None or container.deal_id is None:
         raise RenderError("a CONPAS pre-notification needs a container on a deal")
     form = session.scalar(
-        select(Form).where(Form.deal_id == container.deal_id, Form.type_code == "UL090", Form.subject == container.number)
+        select(Form).where(
+            Form.deal_id == container.deal_id, Form.type_code == "UL090", Form.subject == container.number
+        )
     )
     if form is None:
         raise RenderError(f"container {container.number} has no UL090 gate-in slip")
