@@ -55,7 +55,8 @@ class Gateway:
             db.upgrade(self.engine)
         self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
         with self.sessions.begin() as s:
-            partner_ids = messages.sync_partners(s, config.partners)
+            owners = {name: ch.partner for name, ch in config.channels.items()}
+            partner_ids = messages.sync_partners(s, config.partners, owners)
         self.store = MessageStore(self.sessions, partner_ids)
         self.mappings = MappingTable(config.mappings)
         self.pipeline = Pipeline(self.sessions, self.mappings, config.routes)

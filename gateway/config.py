@@ -8,6 +8,7 @@ Relative paths are resolved against the directory that holds routes.yaml.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -174,8 +175,6 @@ def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:
     partners = set(config.partners)
 
     def unknown(loc: tuple[str | int, ...], kind: str, name: str, valid: set[str]) -> None:
-        import difflib
-
         near = difflib.get_close_matches(name, sorted(valid), n=1, cutoff=0.5)
         hint = f"; did you mean '{near[0]}'?" if near else ""
         problems.append(source.problem(loc, f"no {kind} named {name!r}{hint}"))
@@ -187,7 +186,10 @@ def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:
         if rule.match.partner is not None and rule.match.partner not in partners:
             unknown(("mappings", i, "match", "partner"), "partner", rule.match.partner, partners)
         if not rule.use.is_file():
-            problems.append(source.problem(("mappings", i, "use"), f"mapping file {rule.use} does not exist"))
+            siblings = sorted(str(p) for p in rule.use.parent.glob("*.yaml")) if rule.use.parent.is_dir() else []
+            near = difflib.get_close_matches(str(rule.use), siblings, n=1, cutoff=0.6)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            problems.append(source.problem(("mappings", i, "use"), f"mapping file {rule.use} does not exist{hint}"))
             continue
         try:
             mapping = load_mapping(rule.use)

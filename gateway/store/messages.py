@@ -33,14 +33,20 @@ class Receipt:
         return self.duplicate_of is not None
 
 
-def sync_partners(session: Session, partners: Mapping[str, PartnerConfig]) -> dict[str, int]:
-    """Make the partner table match routes.yaml (partners are never deleted: messages refer to them)."""
+def sync_partners(
+    session: Session, partners: Mapping[str, PartnerConfig], channels: Mapping[str, str | None] | None = None
+) -> dict[str, int]:
+    """Make the partner table match routes.yaml (partners are never deleted: messages refer to them).
+
+    ``channels`` maps channel name → the partner it is dedicated to (None when shared).
+    """
     existing = {p.code: p for p in session.scalars(select(Partner))}
     for code, cfg in partners.items():
         row = existing.get(code) or Partner(code=code)
         row.name = cfg.name
         row.business_type = cfg.business_type.value
         row.edifact_ids = list(cfg.edifact_ids)
+        row.channels = sorted(name for name, owner in (channels or {}).items() if owner == code)
         row.api_key_hashes = list(cfg.api_key_sha256)
         if row.id is None:
             session.add(row)

@@ -92,3 +92,13 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_database_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql://u@127.0.0.1/db")
     assert config.load(REPO / "routes.yaml").database_url == "postgresql://u@127.0.0.1/db"
+
+
+def test_missing_mapping_file_suggests_the_nearest(tmp_path: Path) -> None:
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "coparn.yaml").write_text("x: 1\n")
+    path = write_config(
+        tmp_path, "sqlite:///x.db", mappings=[{"match": {"format": "edifact"}, "use": "maps/coparm.yaml"}]
+    )
+    [problem] = _problems(path)
+    assert f"did you mean '{tmp_path / 'maps' / 'coparn.yaml'}'" in problem
