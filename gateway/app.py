@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import config as config_mod
 from gateway.channels.folder import FolderPoller, Taken
 from gateway.config import GatewayConfig
-from gateway.formats.edifact import sender_id
+from gateway.edifact import sender_id
 from gateway.mapping import MappingTable
 from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
 from gateway.outbound.dispatcher import Dispatcher

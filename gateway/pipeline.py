@@ -21,9 +21,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.canonical import MappedMessage
 from gateway.config import RouteConfig
+from gateway.edifact import Interchange
+from gateway.edifact import Message as EdifactMessage
+from gateway.edifact.envelope import first_error, read_all
 from gateway.errors import GatewayError
-from gateway.formats import edifact, sniff
-from gateway.formats.edifact import Interchange, Segment
+from gateway.formats import sniff
 from gateway.mapping import MappingTable
 from gateway.mapping.engine import apply
 from gateway.model import Message, MessageStatus
@@ -42,8 +44,8 @@ class Work:
     mappings: MappingTable
     routes: Mapping[str, RouteConfig]
     format: str | None = None
-    segments: list[Segment] = field(default_factory=list)
     interchanges: list[Interchange] = field(default_factory=list)
+    messages: list[EdifactMessage] = field(default_factory=list)
     mapped: list[MappedMessage] = field(default_factory=list)
 
     @property
@@ -52,13 +54,11 @@ class Work:
 
     def learned(self) -> dict[str, Any]:
         """Facts about the payload worth keeping on its row even when a later step fails."""
-        headers = [s for s in self.segments if s.tag == "UNH"]  # known even when the envelopes are broken
-        unb = next((s for s in self.segments if s.tag == "UNB"), None)
         return {
             "format": self.format,
-            "message_type": ",".join(sorted({h.element(2) for h in headers})) or None,
-            "interchange_ref": unb.element(5) if unb else None,
-            "message_count": len(headers),
+            "message_type": ",".join(sorted({m.type for m in self.messages})) or None,
+            "interchange_ref": self.interchanges[0].reference if self.interchanges else None,
+            "message_count": len(self.messages),
         }
 
 
@@ -66,20 +66,21 @@ def parse(work: Work) -> None:
     work.format = sniff(work.message.raw)
     if work.format != "edifact":
         raise GatewayError("FMT-2", f"{work.format.upper()} payloads are not supported yet", step="parse")
-    work.segments = edifact.tokenise(work.message.raw)
+    work.interchanges, work.messages = read_all(work.message.raw)
 
 
 def validate(work: Work) -> None:
-    work.interchanges = edifact.envelopes(work.segments)
-    if not any(i.messages for i in work.interchanges):
+    error = first_error(work.interchanges, work.messages)
+    if error is not None:
+        raise error
+    if not work.messages:
         raise GatewayError("EDI-13", "the interchange holds no message", step="validate")
 
 
 def map_records(work: Work) -> None:
-    for interchange in work.interchanges:
-        for msg in interchange.messages:
-            mapping = work.mappings.find(format="edifact", message=msg.type, version=msg.version, partner=work.partner)
-            work.mapped.append(apply(mapping, msg))
+    for msg in work.messages:
+        mapping = work.mappings.find(format="edifact", message=msg.type, version=msg.version, partner=work.partner)
+        work.mapped.append(apply(mapping, msg))
 
 
 def persist(work: Work) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.canonical import RECORD_TYPES, MappedMessage, Record
+from gateway.edifact.envelope import Message as EdifactMessage
+from gateway.edifact.tokenizer import Segment
 from gateway.errors import GatewayError, Position
-from gateway.formats.edifact import EdifactMessage, Segment
 from gateway.mapping.functions import REGISTRY, ConversionError, Options
 from gateway.mapping.language import FieldSpec, Mapping, RecordSpec, Selector, element_path
 

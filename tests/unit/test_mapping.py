@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway import edifact
 from gateway.errors import ConfigError, GatewayError
-from gateway.formats import edifact
 from gateway.mapping.engine import apply
 from gateway.mapping.functions import REGISTRY
 from gateway.mapping.language import load_mapping
@@ -20,7 +20,7 @@ COPARN_MAPPING = REPO / "mappings" / "edifact" / "coparn.yaml"
 
 def _map(mapping_path: Path, raw: bytes) -> list[dict[str, object]]:
     mapping = load_mapping(mapping_path)
-    return [apply(mapping, msg).as_json() for i in edifact.parse(raw) for msg in i.messages]
+    return [apply(mapping, msg).as_json() for msg in edifact.read(raw)[1]]
 
 
 @pytest.mark.parametrize("path", MAPPING_FILES, ids=lambda p: p.name)

@@ -1,0 +1,70 @@
+"""ISO 9735 service characters and character repertoires.
+
+Segments are cut at the byte level: every service character is ASCII, and ASCII bytes never occur inside the
+multi-byte sequences of UTF-8 (UNOW, UNOY) nor mean anything else in the ISO 8859 repertoires, so the tokenizer
+splits bytes and decodes each segment once, in the repertoire the UNB declares.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gateway.errors import GatewayError, Position
+
+
+@dataclass(frozen=True)
+class Delimiters:
+    component: str = ":"
+    element: str = "+"
+    decimal: str = "."
+    release: str | None = "?"
+    repetition: str | None = None  # syntax 4 only; UNA position 5 is a reserved space in syntax 3
+    segment: str = "'"
+
+    @classmethod
+    def from_una(cls, una: str) -> Delimiters:
+        """``UNA:+.? '`` → delimiters; a space as release or repetition means "none"."""
+        c = una[3:9]
+        return cls(c[0], c[1], c[2], None if c[3] == " " else c[3], None if c[4] == " " else c[4], c[5])
+
+    def una(self) -> str:
+        chars = (self.component, self.element, self.decimal, self.release or " ", self.repetition or " ", self.segment)
+        return "UNA" + "".join(chars)
+
+    @property
+    def service(self) -> str:
+        """The characters a value must escape."""
+        return "".join(c for c in (self.component, self.element, self.release, self.repetition, self.segment) if c)
+
+
+DEFAULT = Delimiters()
+# Level B (UNOB) without UNA: the information separators IS4/IS3/IS1, and no release character.
+LEVEL_B = Delimiters(component="\x1f", element="\x1d", decimal=".", release=None, repetition=None, segment="\x1c")
+SYNTAX_4_DEFAULT = Delimiters(repetition="*")
+
+# Which codec reads each repertoire, and which characters it does not admit (None: all the codec decodes).
+# The tokenizer adds the interchange's own service characters to the admitted set.
+_UNOA = re.compile(r"[^A-Z0-9 .,\-()/='+:?!\"%&*;<>\r\n]")
+_UNOB = re.compile(r"[^A-Za-z0-9 .,\-()/='+:?!\"%&*;<>@\[\]_{}\\|~#$\r\n]")
+REPERTOIRES: dict[str, tuple[str, re.Pattern[str] | None]] = {
+    "UNOA": ("ascii", _UNOA),
+    "UNOB": ("ascii", _UNOB),
+    "UNOC": ("latin-1", None),
+    "UNOD": ("iso8859-2", None),
+    "UNOE": ("iso8859-5", None),
+    "UNOF": ("iso8859-7", None),
+    "UNOG": ("iso8859-3", None),
+    "UNOH": ("iso8859-4", None),
+    "UNOI": ("iso8859-6", None),
+    "UNOJ": ("iso8859-8", None),
+    "UNOK": ("iso8859-9", None),
+    "UNOW": ("utf-8", None),
+    "UNOX": ("iso2022_jp", None),
+    "UNOY": ("utf-8", None),
+}
+
+
+def syntax_error(code: str, text: str, **where: int | str | None) -> GatewayError:
+    """A coded EDIFACT error; ``where`` takes Position's fields (segment_number, segment_tag, element, ...)."""
+    return GatewayError(f"EDI-{code}", text, Position(**where), step="parse")  # type: ignore[arg-type]

@@ -1,0 +1,285 @@
+"""Streaming EDIFACT tokenizer: bytes in, numbered segments out, memory flat whatever the file size.
+
+It reads the input in chunks, cuts segments at unescaped terminators (a terminator preceded by an odd run of
+release characters is data), honours a UNA at the start of any interchange, skips whitespace and line breaks
+between segments, and decodes each segment once in the repertoire its UNB declares. Elements come out in
+pydifact's ``Segment.elements`` shape: a string, or a list of component strings.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from gateway.edifact.syntax import DEFAULT, LEVEL_B, REPERTOIRES, Delimiters, syntax_error
+
+Element = str | list[str]  # pydifact's shape: a simple value, or the components of a composite
+CHUNK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+
+
+class Repeated(list[Element]):
+    """A syntax-4 element given several times (split on the repetition separator)."""
+
+
+Value = Element | Repeated
+
+
+@dataclass(slots=True)
+class Segment:
+    tag: str
+    elements: list[Value]
+    number: int = 0  # 1-based ordinal in the payload; UNA is not a segment
+    offset: int = 0  # byte offset of the tag in the payload
+
+    def element(self, index: int, component: int = 1) -> str:
+        """Element ``index``, component ``component`` (both 1-based); "" when absent."""
+        if index < 1 or index > len(self.elements):
+            return ""
+        value = self.elements[index - 1]
+        if isinstance(value, Repeated):
+            value = value[0] if value else ""
+        if isinstance(value, str):
+            return value if component == 1 else ""
+        return value[component - 1] if component <= len(value) else ""
+
+    def as_list(self) -> list[object]:
+        """``[tag, element, ...]`` as `gateway edifact parse --json` prints it."""
+        return [self.tag, *self.elements]
+
+
+@dataclass
+class Tokenizer:
+    """Iterate over the segments of ``stream``; ``delimiters`` and ``syntax`` follow each UNA and UNB."""
+
+    stream: BinaryIO
+    delimiters: Delimiters = DEFAULT
+    syntax: str = "UNOA"
+    check_repertoire: bool = True
+    chunk_size: int = CHUNK
+    _codec: str = field(default="ascii", init=False)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, **kwargs: object) -> Tokenizer:
+        return cls(io.BytesIO(data), **kwargs)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Segment]:
+        buf = self.stream.read(self.chunk_size)
+        base = 0  # byte offset of buf[0] in the payload
+        pos = len(_BOM) if buf.startswith(_BOM) else 0
+        eof = False
+        number = 0
+        d = self.delimiters
+        if not buf.lstrip(_WHITESPACE).startswith(b"UNA"):
+            d = self._sniff_level_b(buf, pos) or d
+            self.delimiters = d
+        term = d.segment.encode("latin-1")
+        release = (d.release or "").encode("latin-1")
+        while True:
+            # skip whitespace between segments
+            while pos < len(buf) and buf[pos] in _WHITESPACE and buf[pos : pos + 1] != term:
+                pos += 1
+            if len(buf) - pos < 9 and not eof:
+                buf, base, pos, eof = self._refill(buf, base, pos)
+                continue
+            if pos >= len(buf):
+                return
+            if buf.startswith(b"UNA", pos):
+                d = self._una(buf, pos, base)
+                term = d.segment.encode("latin-1")
+                release = (d.release or "").encode("latin-1")
+                pos += 9
+                continue
+            end = self._find_terminator(buf, pos, term, release)
+            while end < 0:
+                if eof:
+                    tail = buf[pos:].strip(_WHITESPACE)
+                    if tail:
+                        number += 1
+                        raise syntax_error(
+                            "13",
+                            f"the payload ends inside segment {number} without its terminator {d.segment!r}",
+                            segment_number=number,
+                            segment_tag=tail[:3].decode("latin-1"),
+                        )
+                    return
+                buf, base, pos, eof = self._refill(buf, base, pos)
+                end = self._find_terminator(buf, pos, term, release)
+            raw = buf[pos:end]
+            if term == b"\n" and raw.endswith(b"\r"):
+                raw = raw[:-1]
+            number += 1
+            segment = self._segment(raw, number, base + pos, d)
+            pos = end + 1
+            if segment.tag == "UNB":
+                self._start_interchange(segment)
+            yield segment
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def _refill(self, buf: bytes, base: int, pos: int) -> tuple[bytes, int, int, bool]:
+        chunk = self.stream.read(self.chunk_size)
+        return buf[pos:] + chunk, base + pos, 0, not chunk
+
+    @staticmethod
+    def _find_terminator(buf: bytes, start: int, term: bytes, release: bytes) -> int:
+        end = buf.find(term, start)
+        if not release:
+            return end
+        while end >= 0:
+            run = 0
+            i = end - 1
+            while i >= start and buf[i : i + 1] == release:
+                run += 1
+                i -= 1
+            if run % 2 == 0:
+                return end
+            end = buf.find(term, end + 1)
+        return -1
+
+    def _sniff_level_b(self, buf: bytes, pos: int) -> Delimiters | None:
+        head = buf[pos:].lstrip(_WHITESPACE)
+        if head.startswith(b"UNB\x1d"):
+            return LEVEL_B
+        return None
+
+    def _una(self, buf: bytes, pos: int, base: int) -> Delimiters:
+        una = buf[pos : pos + 9].decode("latin-1")
+        used = [c for i, c in enumerate(una[3:9]) if not (i in (3, 4) and c == " ")]  # release, repetition
+        if len(una) < 9 or len(set(used)) < len(used):
+            raise syntax_error("12", f"the service string advice {una!r} is incomplete or repeats a character")
+        d = Delimiters.from_una(una)
+        if any(c.isalnum() for c in (d.component, d.element, d.segment)):
+            raise syntax_error("12", f"UNA service characters {una[3:]!r} must not be letters or digits")
+        self.delimiters = d
+        return d
+
+    def _start_interchange(self, unb: Segment) -> None:
+        syntax = unb.element(1, 1)
+        if syntax not in REPERTOIRES:
+            raise syntax_error(
+                "17",
+                f"syntax identifier {syntax or '(none)'} is not one this gateway reads (UNOA-UNOK, UNOW, UNOY)",
+                segment_number=unb.number,
+                segment_tag="UNB",
+                element=1,
+                component=1,
+            )
+        self.syntax = syntax
+        self._codec = REPERTOIRES[syntax][0]
+
+    # -- one segment -------------------------------------------------------------------------------------
+    def _segment(self, raw: bytes, number: int, offset: int, d: Delimiters) -> Segment:
+        try:
+            text = raw.decode(self._codec)
+        except UnicodeDecodeError as exc:
+            raise syntax_error(
+                "21",
+                f"byte 0x{raw[exc.start]:02x} in segment {number} is outside the {self.syntax} repertoire",
+                segment_number=number,
+                segment_tag=raw[:3].decode("latin-1"),
+            ) from None
+        pattern = _repertoire(self.syntax, d) if self.check_repertoire and not text.startswith("UNB") else None
+        if pattern is not None:
+            bad = pattern.search(text)
+            if bad is not None:
+                raise self._bad_character(text, bad.start(), number, d)
+        parts: list[Value]
+        if d.release and d.release in text:
+            parts = _split_escaped(text, d)
+        else:
+            comp = d.component
+            parts = [_composite(p.split(comp)) if comp in p else p for p in text.split(d.element)]
+            if d.repetition and d.repetition in text:
+                parts = [_repeats(p, d) if isinstance(p, str) else p for p in parts]
+        first = parts[0]
+        tag = first if isinstance(first, str) else str(first[0])  # syntax 4 allows tag:occurrence
+        if len(tag) != 3 or not tag.isalnum() or not tag.isupper():
+            raise syntax_error(
+                "33", f"segment {number} starts with {tag[:10]!r}, not a segment tag", segment_number=number
+            )
+        return Segment(tag, parts[1:], number, offset)
+
+    def _bad_character(self, text: str, index: int, number: int, d: Delimiters) -> Exception:
+        before = text[:index]
+        element = before.count(d.element)
+        component = before.rsplit(d.element, 1)[-1].count(d.component) + 1
+        return syntax_error(
+            "21",
+            f"character {text[index]!r} in segment {number} is not in the {self.syntax} repertoire",
+            segment_number=number,
+            segment_tag=text[:3],
+            element=element or None,
+            component=component if element else None,
+        )
+
+
+@functools.cache
+def _repertoire(syntax: str, d: Delimiters) -> re.Pattern[str] | None:
+    """Characters outside ``syntax``'s repertoire, the interchange's own service characters excepted."""
+    allowed = REPERTOIRES.get(syntax, ("", None))[1]
+    if allowed is None:
+        return None
+    service = "".join(re.escape(c) for c in (d.component, d.element, d.release, d.repetition, d.segment) if c)
+    return re.compile(allowed.pattern[:-1] + service + "]")
+
+
+def _composite(components: list[str]) -> Element:
+    """Trailing empty components are not data (ISO 9735 lets senders omit them); pydifact drops them too."""
+    while len(components) > 1 and not components[-1]:
+        components.pop()
+    return components if len(components) > 1 else components[0]
+
+
+def _repeats(part: str, d: Delimiters) -> Value:
+    assert d.repetition is not None
+    if d.repetition not in part:
+        return part
+    return Repeated(part.split(d.repetition))
+
+
+def _split_escaped(text: str, d: Delimiters) -> list[Value]:
+    """Split one segment where the release character occurs (the slow path)."""
+    elements: list[Value] = []
+    components: list[str] = []
+    repeats: list[Element] | None = None
+    current: list[str] = []
+    i, n = 0, len(text)
+    release, elem, comp, rep = d.release, d.element, d.component, d.repetition
+
+    def close_element() -> Element:
+        return _composite([*components, "".join(current)]) if components else "".join(current)
+
+    while i < n:
+        ch = text[i]
+        if ch == release and i + 1 < n:
+            current.append(text[i + 1])
+            i += 2
+            continue
+        if ch == elem:
+            value: Value = close_element()
+            if repeats is not None:
+                repeats.append(value)  # type: ignore[arg-type]
+                value = Repeated(repeats)
+                repeats = None
+            elements.append(value)
+            components, current = [], []
+        elif ch == comp:
+            components.append("".join(current))
+            current = []
+        elif rep is not None and ch == rep:
+            repeats = (repeats or []) + [close_element()]
+            components, current = [], []
+        else:
+            current.append(ch)
+        i += 1
+    last: Value = close_element()
+    if repeats is not None:
+        repeats.append(last)  # type: ignore[arg-type]
+        last = Repeated(repeats)
+    elements.append(last)
+    return elements

@@ -1,0 +1,113 @@
+"""The tokenizer: any UNA delimiters, defaults, release character, repertoires, and no crash on any input."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+
+from gateway import edifact
+from gateway.edifact.tokenizer import Repeated, Tokenizer
+from gateway.errors import GatewayError
+
+
+def segs(raw: bytes, **kwargs: object) -> list[list[object]]:
+    return [s.as_list() for s in Tokenizer.from_bytes(raw, **kwargs)]  # type: ignore[arg-type]
+
+
+def test_default_delimiters_without_una() -> None:
+    assert segs(b"UNB+UNOA:3+A+B+260101:1200+1'UNZ+0+1'") == [
+        ["UNB", ["UNOA", "3"], "A", "B", ["260101", "1200"], "1"],
+        ["UNZ", "0", "1"],
+    ]
+
+
+def test_una_with_unusual_delimiters_and_newline_terminator() -> None:
+    raw = b"UNA|*,# \nUNB*UNOA|3*A*B*260101|1200*1\r\nRFF*BN|X#*Y\nUNZ*0*1\n"
+    assert segs(raw) == [
+        ["UNB", ["UNOA", "3"], "A", "B", ["260101", "1200"], "1"],
+        ["RFF", ["BN", "X*Y"]],
+        ["UNZ", "0", "1"],
+    ]
+
+
+def test_release_character_escapes_every_service_character_and_itself() -> None:
+    raw = b"UNA:+.? 'UNB+UNOA:3+A+B+1:1+1'FTX+AAA+++A?+B?:C?'D??E'UNZ+0+1'"
+    assert segs(raw)[1] == ["FTX", "AAA", "", "", "A+B:C'D?E"]
+
+
+def test_escaped_terminator_at_a_chunk_boundary() -> None:
+    raw = b"UNB+UNOA:3+A+B+1:1+1'FTX+AAA+++" + b"X?'" * 40 + b"'UNZ+0+1'"
+    for size in (7, 8, 9, 64):
+        got = [s.as_list() for s in Tokenizer(io.BytesIO(raw), chunk_size=size)]
+        assert got[1] == ["FTX", "AAA", "", "", "X'" * 40]
+
+
+def test_whitespace_between_segments_and_bom() -> None:
+    raw = b"\xef\xbb\xbf  UNB+UNOA:3+A+B+1:1+1'\r\n\r\n  UNZ+0+1'\n\n"
+    assert [s[0] for s in segs(raw)] == ["UNB", "UNZ"]
+
+
+def test_trailing_empty_components_are_dropped_like_pydifact() -> None:
+    assert segs(b"UNB+UNOA:3+A+B+1:1+1'RFF+VA:1:'RFF+VA:'RFF+A+'UNZ+0+1'")[1:4] == [
+        ["RFF", ["VA", "1"]],
+        ["RFF", "VA"],
+        ["RFF", "A", ""],
+    ]
+
+
+def test_syntax_4_repetition_separator() -> None:
+    raw = b"UNA:+.?*'UNB+UNOC:4+A+B+20260101:1200+1'NAD+CA+X*Y:Z+a?*b'UNZ+0+1'"
+    nad = Tokenizer.from_bytes(raw).__iter__()
+    next(nad)
+    seg = next(nad)
+    assert seg.elements[1] == Repeated(["X", ["Y", "Z"]]) and seg.elements[2] == "a*b"
+
+
+def test_level_b_information_separators() -> None:
+    raw = b"UNB\x1dUNOB\x1f3\x1dA\x1dB\x1d1\x1f1\x1d1\x1cUNZ\x1d0\x1d1\x1c"
+    assert segs(raw) == [["UNB", ["UNOB", "3"], "A", "B", ["1", "1"], "1"], ["UNZ", "0", "1"]]
+
+
+def test_unoa_refuses_lower_case_with_its_position() -> None:
+    with pytest.raises(GatewayError) as info:
+        segs(b"UNB+UNOA:3+A+B+1:1+1'FTX+AAA+++abc'UNZ+0+1'")
+    err = info.value
+    assert err.code == "EDI-21"
+    assert (err.position.segment_number, err.position.segment_tag, err.position.element) == (2, "FTX", 4)
+    assert segs(b"UNB+UNOB:3+A+B+1:1+1'FTX+AAA+++abc'UNZ+0+1'")[1] == ["FTX", "AAA", "", "", "abc"]
+
+
+def test_unoc_and_unoy_decode_their_repertoires() -> None:
+    assert segs("UNB+UNOC:3+A+B+1:1+1'FTX+AAA+++Müller'UNZ+0+1'".encode("latin-1"))[1][4] == "Müller"
+    assert segs("UNB+UNOY:3+A+B+1:1+1'FTX+AAA+++東京港'UNZ+0+1'".encode())[1][4] == "東京港"
+    with pytest.raises(GatewayError) as info:
+        segs(b"UNB+UNOY:3+A+B+1:1+1'FTX+AAA+++\xff\xfe'UNZ+0+1'")
+    assert info.value.code == "EDI-21"
+
+
+def test_unknown_syntax_identifier_is_edi_17() -> None:
+    with pytest.raises(GatewayError) as info:
+        segs(b"UNB+IATB:1+A+B+1:1+1'UNZ+0+1'")
+    assert info.value.code == "EDI-17"
+
+
+def test_unterminated_last_segment_is_edi_13() -> None:
+    with pytest.raises(GatewayError) as info:
+        segs(b"UNB+UNOA:3+A+B+1:1+1'UNZ+0+1")
+    assert info.value.code == "EDI-13" and info.value.position.segment_number == 2
+
+
+def test_no_byte_string_crashes_the_reader(coparn: bytes) -> None:
+    """Random corruptions of a valid interchange give a result or a coded error, never another exception."""
+    rng = random.Random(20261124)
+    for _ in range(500):
+        data = bytearray(coparn)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        for sample in (bytes(data), bytes(data[: rng.randrange(len(data) + 1)])):
+            try:
+                edifact.read(sample)
+            except GatewayError as err:
+                assert err.code.startswith(("EDI-", "FMT-"))
