@@ -24,7 +24,7 @@ from gateway.edifact import sender_id
 from gateway.mapping import MappingTable
 from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
 from gateway.outbound.dispatcher import Dispatcher
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Outcome, Pipeline
 from gateway.store import db, messages
 from gateway.store.messages import MessageStore
 
@@ -101,21 +101,14 @@ class Gateway:
                     original.message_count,
                     [receipt.message_id],
                 )
-        outcome = self.pipeline.process(receipt.message_id)
-        if outcome is None:  # another worker holds it: stored and will be processed
-            return Accepted(name, "accepted", message_ids=[receipt.message_id])
-        learned = outcome.learned
-        result = Accepted(
-            name,
-            "rejected" if outcome.error else "accepted",
-            learned.get("format"),
-            learned.get("message_type") or None,
-            learned.get("message_count", 0),
-            [receipt.message_id],
-        )
-        if outcome.error:
-            result.errors.append(outcome.error.as_dict())
-        return result
+        return _result(name, receipt.message_id, self.pipeline.process(receipt.message_id))
+
+    def reprocess(self, message_id: int) -> Accepted:
+        """Process a failed message again from its raw bytes (after a mapping or partner fix)."""
+        with self.sessions.begin() as s:
+            msg = messages.reopen(s, message_id)
+            name = msg.filename or f"<{msg.channel}>"
+        return _result(name, message_id, self.pipeline.process(message_id))
 
     def _take(self, raw: bytes, **kwargs: Any) -> Taken:
         result = self.accept(raw, **kwargs)
@@ -174,6 +167,23 @@ class Gateway:
             if server is not None:
                 server.stop()
             log.info("gateway stopped")
+
+
+def _result(name: str, message_id: int, outcome: Outcome | None) -> Accepted:
+    if outcome is None:  # another worker holds it: stored, and it will be processed
+        return Accepted(name, "accepted", message_ids=[message_id])
+    learned = outcome.learned
+    result = Accepted(
+        name,
+        "rejected" if outcome.error else "accepted",
+        learned.get("format"),
+        learned.get("message_type") or None,
+        learned.get("message_count", 0),
+        [message_id],
+    )
+    if outcome.error:
+        result.errors.append(outcome.error.as_dict())
+    return result
 
 
 def _loop(name: str, fn: Callable[[], object], every: float, stop: threading.Event) -> None:

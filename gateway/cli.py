@@ -130,18 +130,22 @@ def ingest(
             result = gw.accept(path.read_bytes(), channel=channel, partner=partner, filename=path.name)
             result.file = str(path)
             rejected |= result.status == "rejected"
-            if as_json:
-                click.echo(json.dumps(result.as_json(), ensure_ascii=False))
-            else:
-                ids = ",".join(map(str, result.message_ids))
-                click.echo(f"{result.status:9} {path}  {result.message_type or '-'} x{result.messages}  message {ids}")
-                for err in result.errors:
-                    click.echo(f"          {err['code']}: {err['text']}")
+            _echo_result(result, as_json)
         if not no_dispatch:
             gw.dispatcher.drain()
     finally:
         gw.close()
     sys.exit(EXIT_REJECTED if rejected else 0)
+
+
+def _echo_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+        return
+    ids = ",".join(map(str, result.message_ids))
+    click.echo(f"{result.status:9} {result.file}  {result.message_type or '-'} x{result.messages}  message {ids}")
+    for err in result.errors:
+        click.echo(f"          {err['code']}: {err['text']}")
 
 
 @main.command()
@@ -221,6 +225,76 @@ def messages_show(obj: Context, message_id: int, raw: bool) -> None:
             click.echo(json.dumps(store.summary(msg), ensure_ascii=False, indent=2))
     finally:
         gw.close()
+
+
+@messages.command("reprocess")
+@click.argument("message_ids", nargs=-1, required=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-dispatch", is_flag=True, help="queue outbound deliveries but do not send them now")
+@click.pass_obj
+def messages_reprocess(obj: Context, message_ids: tuple[int, ...], as_json: bool, no_dispatch: bool) -> None:
+    """Process failed messages again from their raw bytes (after fixing a mapping or routes.yaml)."""
+    gw = obj.gateway()
+    rejected = False
+    try:
+        for message_id in message_ids:
+            try:
+                result = gw.reprocess(message_id)
+            except (LookupError, ValueError) as exc:
+                click.echo(str(exc), err=True)
+                rejected = True
+                continue
+            rejected |= result.status == "rejected"
+            _echo_result(result, as_json)
+        if not no_dispatch:
+            gw.dispatcher.drain()
+    finally:
+        gw.close()
+    sys.exit(EXIT_REJECTED if rejected else 0)
+
+
+@main.group()
+def mappings() -> None:
+    """Mapping files: run their examples, or apply one to an input."""
+
+
+@mappings.command("test")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def mappings_test(obj: Context, files: tuple[Path, ...]) -> None:
+    """Run every example of FILES (default: every mapping under mappings/); exit 1 when one fails."""
+    from gateway.mapping.examples import run_examples
+
+    paths = list(files) or sorted((obj.config_path.resolve().parent / "mappings").rglob("*.yaml"))
+    failed = 0
+    for path in paths:
+        for result in run_examples(path):
+            name = f"{path.name}" + (f" {result.input.name}" if result.input else "")
+            click.echo(
+                f"{'ok  ' if result.ok else 'FAIL'} {name}" + (f"\n     {result.detail}" if result.detail else "")
+            )
+            failed += not result.ok
+    click.echo(f"{failed} failed" if failed else "all examples pass")
+    sys.exit(EXIT_REJECTED if failed else 0)
+
+
+@mappings.command("apply")
+@click.argument("mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def mappings_apply(mapping: Path, input_file: Path) -> None:
+    """Print the canonical JSON that MAPPING makes of INPUT_FILE (to write or check an example)."""
+    from gateway.errors import GatewayError
+    from gateway.mapping.examples import canonical
+    from gateway.mapping.language import load_mapping
+
+    try:
+        doc = canonical(load_mapping(mapping), input_file.read_bytes())
+    except ConfigError as exc:
+        _config_failure(exc)
+    except GatewayError as err:
+        click.echo(json.dumps({"error": err.as_dict()}, ensure_ascii=False, indent=2))
+        sys.exit(EXIT_REJECTED)
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
 
 
 @main.group("db")

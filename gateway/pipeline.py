@@ -127,11 +127,13 @@ class Pipeline:
             for attempt in range(1, attempts + 1):
                 try:
                     return self._process(message_id)
-                except (IntegrityError, OperationalError) as exc:
-                    # a concurrent worker created the same natural key first, or the database blinked
+                except IntegrityError as exc:  # a concurrent worker created the same natural key first
                     if attempt == attempts:
                         return self._fail(message_id, GatewayError("PER-1", str(exc.orig), step="persist"), [], {})
                     log.info("retrying after a conflict", attempt=attempt, error=str(exc.orig))
+                except OperationalError as exc:  # the database is down or locked: not the message's fault
+                    log.warning("database unavailable; the message stays received", error=str(exc.orig))
+                    return None
         return None
 
     def _process(self, message_id: int) -> Outcome | None:
@@ -143,6 +145,7 @@ class Pipeline:
                 msg = messages.claim(session, message_id)
                 if msg is None:
                     return None
+                steps.extend(msg.steps)  # history of earlier attempts (reprocessing) stays
                 work = Work(session, msg, self.mappings, self.routes)
                 for name, step, reached in self.steps:
                     current = name
@@ -150,11 +153,11 @@ class Pipeline:
                         step(work)
                     finally:
                         learned = work.learned()
+                    for key, value in learned.items():  # later steps (route conditions) read them
+                        setattr(msg, key, value)
                     steps.append(messages.step_entry(name, "ok"))
                     if reached is not None:
                         msg.status = reached.value
-                for key, value in learned.items():
-                    setattr(msg, key, value)
                 msg.steps = steps
             log.info("processed", status=msg.status, message_type=msg.message_type, messages=msg.message_count)
             return Outcome(message_id, msg.status, learned=learned)
@@ -166,7 +169,7 @@ class Pipeline:
                 message_id, GatewayError("PER-1", f"stale form version: {exc}", step=current), steps, learned
             )
         except (IntegrityError, OperationalError):
-            raise
+            raise  # handled by process(): retry, or leave the message received
         except Exception as exc:  # a bug must not stop the gateway; the raw input stays for reprocessing
             log.error("internal error", exc_info=True)
             text = f"{type(exc).__name__}: {exc} at {traceback.extract_tb(exc.__traceback__)[-1].name}"

@@ -39,11 +39,13 @@ class Dispatcher:
         self.lease = lease
         self.rng = rng or random.Random()
         self.sinks: dict[str, Sink] = {name: make_sink(r.to) for name, r in routes.items()}
+        # a disabled route keeps its queued deliveries waiting; they go when it is enabled again
+        self.enabled_routes = [name for name, r in routes.items() if r.enabled]
 
     def run_once(self, limit: int = 100) -> int:
         """Deliver what is due now; returns how many deliveries were attempted."""
         with self.sessions.begin() as s:
-            ids = outbox.claim_due(s, limit=limit, lease=self.lease)
+            ids = outbox.claim_due(s, limit=limit, lease=self.lease, routes=self.enabled_routes)
         for delivery_id in ids:
             self.deliver(delivery_id)
         return len(ids)
@@ -67,6 +69,12 @@ class Dispatcher:
                     self.sinks[route_name].send(payload, name=name, idempotency_key=key)
                 except SinkError as exc:
                     self._failed(delivery_id, started, {"code": "OUT-2", "text": str(exc)}, retryable=exc.retryable)
+                    return
+                except Exception as exc:  # a sink bug: record the attempt and let the policy retry it
+                    log.error("sink error", exc_info=True)
+                    self._failed(
+                        delivery_id, started, {"code": "OUT-2", "text": f"{type(exc).__name__}: {exc}"}, retryable=True
+                    )
                     return
                 with self.sessions.begin() as s:
                     delivery = s.get_one(Delivery, delivery_id)

@@ -135,6 +135,29 @@ def record_failure(
     msg.steps = list(steps)
 
 
+def reopen(session: Session, message_id: int) -> Message:
+    """Put a failed message back to ``received`` so it is processed again from its raw bytes.
+
+    The error is moved into the step history, so what went wrong before stays visible.
+    """
+    msg = session.get(Message, message_id, with_for_update=True)
+    if msg is None or msg.direction != "in":
+        raise LookupError(f"no inbound message {message_id}")
+    if msg.status != MessageStatus.FAILED.value:
+        raise ValueError(f"message {message_id} is {msg.status}; only failed messages are reprocessed")
+    history = {
+        "step": "reprocess",
+        "status": "requested",
+        "at": utcnow().isoformat(),
+        "previous_error": msg.error_dict(),
+    }
+    msg.steps = [*msg.steps, history]
+    msg.status = MessageStatus.RECEIVED.value
+    msg.error_code = msg.error_text = msg.error_step = None
+    msg.error_position = None
+    return msg
+
+
 def step_entry(step: str, status: str, at: datetime | None = None) -> dict[str, Any]:
     return {"step": step, "status": status, "at": (at or utcnow()).isoformat()}
 
@@ -163,7 +186,7 @@ def list_messages(
 
 def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(Message.status, func.count()).group_by(Message.status))
-    return {status: n for status, n in rows.tuples()}
+    return {status: n for status, n in rows}
 
 
 def summary(msg: Message) -> dict[str, Any]:

@@ -8,7 +8,7 @@ dispatcher takes it again with the same idempotency key, so the peer can tell a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,18 +48,26 @@ def enqueue(
     return created
 
 
-def claim_due(session: Session, *, limit: int, lease: timedelta, now: datetime | None = None) -> list[int]:
-    """Take up to ``limit`` due deliveries (pending and due, or sending with an expired lease)."""
+def claim_due(
+    session: Session,
+    *,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+    routes: Sequence[str] | None = None,
+) -> list[int]:
+    """Take up to ``limit`` due deliveries (pending and due, or sending with an expired lease) of ``routes``."""
     now = now or utcnow()
+    due = or_(
+        (Delivery.status == DeliveryStatus.PENDING.value) & (Delivery.next_attempt_at <= now),
+        (Delivery.status == DeliveryStatus.SENDING.value) & (Delivery.locked_until < now),
+    )
+    if routes is not None:
+        due = due & Delivery.route.in_(routes)
     rows = list(
         session.scalars(
             select(Delivery)
-            .where(
-                or_(
-                    (Delivery.status == DeliveryStatus.PENDING.value) & (Delivery.next_attempt_at <= now),
-                    (Delivery.status == DeliveryStatus.SENDING.value) & (Delivery.locked_until < now),
-                )
-            )
+            .where(due)
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.app import Gateway
 from gateway.model import Delivery, DeliveryAttempt, Message, utcnow
@@ -120,3 +120,53 @@ def test_an_expired_lease_is_reclaimed_and_resent_under_the_same_key(
     assert len(files) == 3
     with gateway.sessions() as s:
         assert {d.status for d in s.scalars(select(Delivery))} == {"done"}
+
+
+def test_route_conditions_see_the_message_type_and_disabled_routes_wait(
+    tmp_path: Path, database_url: str, coparn: bytes
+) -> None:
+    from gateway import config as config_mod
+    from tests.conftest import write_config
+
+    routes = {
+        "only-codeco": {
+            "on": "container.announced",
+            "when": {"message_type": ["CODECO"]},
+            "render": "conpas",
+            "to": {"type": "folder", "path": "out/codeco"},
+        },
+        "only-coparn-full": {
+            "on": "container.announced",
+            "when": {"message_type": ["COPARN"], "full_empty": "full"},
+            "render": "conpas",
+            "to": {"type": "folder", "path": "out/coparn"},
+        },
+        "paused": {
+            "on": "container.announced",
+            "render": "conpas",
+            "to": {"type": "folder", "path": "out/paused"},
+            "enabled": False,
+        },
+    }
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url, routes=routes)))
+    try:
+        gw.accept(coparn.replace(b"MSCU1234566+22R1:102:5++2+5", b"MSCU1234566+22R1:102:5++2+4"), channel="drops")
+        gw.dispatcher.drain()
+        with gw.sessions() as s:
+            by_route = {r: n for r, n in s.execute(select(Delivery.route, func.count()).group_by(Delivery.route))}
+        assert by_route == {"only-coparn-full": 2}  # not CODECO, not the empty box; disabled routes queue nothing
+        assert len(list((tmp_path / "out" / "coparn").glob("*.json"))) == 2
+    finally:
+        gw.close()
+
+
+def test_a_sink_that_raises_something_unexpected_is_retried(gateway: Gateway, coparn: bytes) -> None:
+    class Broken:
+        def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+            raise KeyError("bug")
+
+    gateway.accept(coparn, channel="drops")
+    gateway.dispatcher.sinks["conpas-prenotice"] = Broken()
+    gateway.dispatcher.run_once()
+    with gateway.sessions() as s:
+        assert {(d.status, d.attempts) for d in s.scalars(select(Delivery))} == {("pending", 1)}

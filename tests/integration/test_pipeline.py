@@ -135,3 +135,24 @@ def test_bad_input_gets_a_coded_error(gateway: Gateway, payload: bytes, code: st
 def test_no_mapping_is_map_1(gateway: Gateway, coparn: bytes) -> None:
     result = gateway.accept(coparn.replace(b"COPARN:D:95B", b"CODECO:D:95B"), channel="drops")
     assert result.errors[0]["code"] == "MAP-1" and "CODECO" in result.errors[0]["text"]
+
+
+def test_a_failed_message_is_reprocessed_from_its_raw_bytes_after_a_fix(gateway: Gateway, coparn: bytes) -> None:
+    broken = coparn.replace(b"COPARN:D:95B", b"COPARN:D:00B")
+    gateway.mappings.rules[0] = gateway.mappings.rules[0].model_copy(
+        update={"match": gateway.mappings.rules[0].match.model_copy(update={"version": "D95B"})}
+    )
+    first = gateway.accept(broken, channel="drops")
+    assert first.errors[0]["code"] == "MAP-1"
+    gateway.mappings.rules[0] = gateway.mappings.rules[0].model_copy(  # the operator widens the rule
+        update={"match": gateway.mappings.rules[0].match.model_copy(update={"version": None})}
+    )
+    again = gateway.reprocess(first.message_ids[0])
+    assert again.status == "accepted" and again.message_ids == first.message_ids
+    with gateway.sessions() as s:
+        msg = s.get_one(Message, first.message_ids[0])
+        assert msg.status == "done" and msg.raw == broken and msg.error_code is None
+        [history] = [st for st in msg.steps if st["step"] == "reprocess"]
+        assert history["previous_error"]["code"] == "MAP-1"
+    with pytest.raises(ValueError):
+        gateway.reprocess(first.message_ids[0])  # done messages are not reprocessed

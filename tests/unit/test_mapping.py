@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from gateway import edifact
 from gateway.errors import ConfigError, GatewayError
 from gateway.mapping.engine import apply
+from gateway.mapping.examples import run_examples
 from gateway.mapping.functions import REGISTRY
 from gateway.mapping.language import load_mapping
 from tests.conftest import REPO
@@ -25,12 +26,23 @@ def _map(mapping_path: Path, raw: bytes) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("path", MAPPING_FILES, ids=lambda p: p.name)
 def test_every_mapping_example_maps_to_its_expected_json(path: Path) -> None:
-    mapping = load_mapping(path)
-    assert mapping.examples, f"{path.name} ships no example"
-    for example in mapping.examples:
-        got = {"messages": _map(path, (path.parent / example.input).read_bytes())}
-        expected = json.loads((path.parent / example.expect).read_text(encoding="utf-8"))
-        assert got == expected
+    results = run_examples(path)
+    assert results and all(r.ok for r in results), [r.detail for r in results if not r.ok]
+
+
+def test_a_wrong_expectation_is_reported_with_its_path(tmp_path: Path) -> None:
+    for name in ("coparn.yaml", "examples"):
+        src = COPARN_MAPPING.parent / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name)
+        else:
+            shutil.copy(src, tmp_path / name)
+    expect = tmp_path / "examples" / "coparn-d95b-two-messages.json"
+    expect.write_text(expect.read_text().replace('"ONE APUS"', '"ONE APEX"', 1))
+    [result] = run_examples(tmp_path / "coparn.yaml")
+    assert not result.ok and result.detail.startswith(
+        'messages[0].records[0].vessel_name: expected "ONE APEX", got "ONE APUS"'
+    )
 
 
 def test_coparn_example_carries_what_conpas_needs(coparn: bytes) -> None:

@@ -5,6 +5,7 @@ The file name carries the delivery's idempotency key, so a resend after a crash 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -32,5 +33,6 @@ class FolderSinkWriter:
             finally:
                 os.close(dir_fd)
         except OSError as exc:  # a full disk or a missing mount may heal: retry
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             raise SinkError(f"cannot write {self.path / name}: {exc.strerror}", retryable=True) from exc
