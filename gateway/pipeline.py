@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.canonical import MappedMessage
 from gateway.config import RouteConfig
-from gateway.edifact import Interchange
+from gateway.edifact import Interchange, validator
 from gateway.edifact import Message as EdifactMessage
 from gateway.edifact.envelope import first_error, read_all
 from gateway.errors import GatewayError
@@ -70,11 +70,16 @@ def parse(work: Work) -> None:
 
 
 def validate(work: Work) -> None:
+    """Envelopes first, then each message against its definition in ``edifact/`` (where one exists)."""
     error = first_error(work.interchanges, work.messages)
     if error is not None:
         raise error
     if not work.messages:
         raise GatewayError("EDI-13", "the interchange holds no message", step="validate")
+    for msg in work.messages:
+        problems = validator.validate(msg)
+        if problems:
+            raise problems[0].as_error(msg.number)
 
 
 def map_records(work: Work) -> None:

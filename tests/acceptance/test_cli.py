@@ -68,12 +68,12 @@ def test_ingest_accept_duplicate_and_reject(tmp_path: Path, database_url: str) -
     assert len(list(conpas.iterdir())) == 3  # nothing written
 
     bad = tmp_path / "bad-count.edi"
-    bad.write_bytes(COPARN_EXAMPLE.read_bytes().replace(b"UNT+17+2'", b"UNT+18+2'"))
+    bad.write_bytes(COPARN_EXAMPLE.read_bytes().replace(b"UNT+16+2'", b"UNT+17+2'"))
     rejected = gateway(config, "ingest", "--json", str(bad))
     assert rejected.returncode == 1
     out = json.loads(rejected.stdout)
     assert out["status"] == "rejected" and out["errors"][0]["code"] == "EDI-29"
-    assert out["errors"][0]["segment"] == {"tag": "UNT", "number": 42}
+    assert out["errors"][0]["segment"] == {"tag": "UNT", "number": 40}
     raw = subprocess.run(
         [sys.executable, "-m", "gateway", "messages", "show", str(out["message_ids"][0]), "--raw"],
         capture_output=True,

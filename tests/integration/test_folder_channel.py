@@ -18,7 +18,7 @@ def test_processed_duplicate_and_failed_files_move_where_they_belong(
     inbox.mkdir()
     (inbox / "a.edi").write_bytes(coparn)
     (inbox / "b.edi").write_bytes(coparn)  # the same bytes again
-    (inbox / "c.edi").write_bytes(coparn.replace(b"UNT+17+2", b"UNT+1+2"))
+    (inbox / "c.edi").write_bytes(coparn.replace(b"UNT+16+2", b"UNT+1+2"))
     (inbox / "ignored.txt").write_bytes(b"not matching *.edi")
     [poller] = gateway.pollers
     assert poller.poll_once() == 3

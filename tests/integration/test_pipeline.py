@@ -81,11 +81,11 @@ def test_an_amendment_bumps_the_form_version_and_queues_a_new_prenotice(gateway:
 
 
 def test_wrong_unt_count_is_rejected_and_raw_kept(gateway: Gateway, coparn: bytes) -> None:
-    bad = coparn.replace(b"UNT+17+2'", b"UNT+16+2'")
+    bad = coparn.replace(b"UNT+16+2'", b"UNT+15+2'")
     result = gateway.accept(bad, channel="drops")
     assert result.status == "rejected" and result.message_type == "COPARN"
     [err] = result.errors
-    assert err["code"] == "EDI-29" and err["segment"] == {"tag": "UNT", "number": 42} and err["step"] == "validate"
+    assert err["code"] == "EDI-29" and err["segment"] == {"tag": "UNT", "number": 40} and err["step"] == "validate"
     with gateway.sessions() as s:
         msg = s.get_one(Message, result.message_ids[0])
         assert msg.status == "failed" and msg.raw == bad and msg.error_code == "EDI-29"
@@ -133,8 +133,8 @@ def test_bad_input_gets_a_coded_error(gateway: Gateway, payload: bytes, code: st
 
 
 def test_no_mapping_is_map_1(gateway: Gateway, coparn: bytes) -> None:
-    result = gateway.accept(coparn.replace(b"COPARN:D:95B", b"CODECO:D:95B"), channel="drops")
-    assert result.errors[0]["code"] == "MAP-1" and "CODECO" in result.errors[0]["text"]
+    result = gateway.accept(coparn.replace(b"COPARN:D:95B", b"IFTERA:D:95B"), channel="drops")
+    assert result.errors[0]["code"] == "MAP-1" and "IFTERA" in result.errors[0]["text"]
 
 
 def test_a_failed_message_is_reprocessed_from_its_raw_bytes_after_a_fix(gateway: Gateway, coparn: bytes) -> None:
@@ -156,3 +156,11 @@ def test_a_failed_message_is_reprocessed_from_its_raw_bytes_after_a_fix(gateway:
         assert history["previous_error"]["code"] == "MAP-1"
     with pytest.raises(ValueError):
         gateway.reprocess(first.message_ids[0])  # done messages are not reprocessed
+
+
+def test_a_message_that_breaks_its_definition_is_rejected_before_mapping(gateway: Gateway, coparn: bytes) -> None:
+    bad = coparn.replace(b"MEA+AAE+G+KGM:24500'", b"MEA+AAE+G+KGM:24.5T'")
+    result = gateway.accept(bad, channel="drops")
+    [err] = result.errors
+    assert (err["code"], err["step"], err["segment"]) == ("EDI-37", "validate", {"tag": "MEA", "number": 12})
+    assert err["position"] == {"element": 3, "component": 2, "message_number": 1}

@@ -67,7 +67,7 @@ def test_bad_check_digit_is_map_3_with_segment_and_mapping_line(coparn: bytes) -
         _map(COPARN_MAPPING, coparn.replace(b"MSCU1234566", b"MSCU1234567"))
     err = info.value
     assert err.code == "MAP-3" and "check digit" in err.text
-    assert (err.position.segment_tag, err.position.segment_number, err.position.message_number) == ("EQD", 19, 1)
+    assert (err.position.segment_tag, err.position.segment_number, err.position.message_number) == ("EQD", 18, 1)
     assert err.position.mapping_line == _line_of(COPARN_MAPPING, "number: {seg: EQD+CN")
 
 

@@ -31,13 +31,13 @@ def test_two_messages_with_numbered_segments(coparn: bytes) -> None:
 
 
 def test_wrong_unt_count_is_edi_29_at_the_unt(coparn: bytes) -> None:
-    err = _error(coparn.replace(b"UNT+17+2'", b"UNT+16+2'"))
+    err = _error(coparn.replace(b"UNT+16+2'", b"UNT+15+2'"))
     assert err.code == "EDI-29"
-    assert (err.position.segment_tag, err.position.segment_number, err.position.element) == ("UNT", 42, 1)
+    assert (err.position.segment_tag, err.position.segment_number, err.position.element) == ("UNT", 40, 1)
 
 
 def test_a_count_error_is_attached_to_its_message_and_the_others_stand(coparn: bytes) -> None:
-    interchanges, messages = read_all(coparn.replace(b"UNT+17+2'", b"UNT+16+2'"))
+    interchanges, messages = read_all(coparn.replace(b"UNT+16+2'", b"UNT+15+2'"))
     assert [len(m.errors) for m in messages] == [0, 1] and interchanges[0].errors == []
 
 
@@ -52,7 +52,7 @@ def test_unz_count_wrong_is_edi_29(coparn: bytes) -> None:
 
 
 def test_unt_reference_mismatch_is_edi_28(coparn: bytes) -> None:
-    assert _error(coparn.replace(b"UNT+24+1'", b"UNT+24+9'")).code == "EDI-28"
+    assert _error(coparn.replace(b"UNT+23+1'", b"UNT+23+9'")).code == "EDI-28"
 
 
 def test_missing_unz_is_edi_13(coparn: bytes) -> None:

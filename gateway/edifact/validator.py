@@ -1,0 +1,204 @@
+"""Validation of one message against its definition: structure, then each segment's elements.
+
+Errors carry the ISO 9735 code a CONTRL reports (domain.md §6) and the position: the segment's number in the
+payload and in the message (UNH = 1, as UCS counts), the element and component (1-based after the tag).
+
+- Structure: segments in table order, groups triggered by their first segment, mandatory entries present
+  (13), repetitions within bounds (35), unknown tags (33) and known tags out of place (15).
+- Elements: too many elements or components (16), mandatory ones missing (13), too long (39), characters of
+  the wrong type for a numeric element (37), codes outside a listed code list (12).
+
+Lengths of numeric values do not count a sign or the decimal mark; fixed lengths are enforced as maxima only,
+because carriers commonly send ``TMP+2+-18:CEL`` against an ``n3`` temperature.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gateway.edifact.definitions import Definitions, ElementDef, Entry, MessageDef, SegmentDef, load
+from gateway.edifact.envelope import Message
+from gateway.edifact.tokenizer import Repeated, Segment
+from gateway.errors import GatewayError, Position
+
+_NUMERIC = re.compile(r"^-?(\d+([.,]\d*)?|[.,]\d+)$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str  # ISO 9735 syntax error code, e.g. "13"
+    text: str
+    segment: Segment
+    message_position: int  # UNH = 1
+    element: int | None = None
+    component: int | None = None
+
+    def as_error(self, message_number: int) -> GatewayError:
+        pos = Position(
+            segment_number=self.segment.number,
+            segment_tag=self.segment.tag,
+            element=self.element,
+            component=self.component,
+            message_number=message_number,
+        )
+        return GatewayError(f"EDI-{self.code}", self.text, pos, step="validate")
+
+
+class _Structure:
+    """Greedy descent over the message table; segments that fit nowhere are reported and skipped."""
+
+    def __init__(self, segments: list[Segment]) -> None:
+        self.segments = segments
+        self.pos = 0
+        self.problems: list[Problem] = []
+
+    def here(self) -> Segment:
+        return self.segments[min(self.pos, len(self.segments) - 1)]
+
+    def problem(self, code: str, text: str, seg: Segment | None = None) -> None:
+        seg = seg or self.here()
+        self.problems.append(Problem(code, text, seg, self.segments.index(seg) + 1))
+
+    def level(self, entries: tuple[Entry, ...]) -> None:
+        for entry in entries:
+            count = 0
+            while self.pos < len(self.segments) and self.segments[self.pos].tag == entry.trigger:
+                count += 1
+                if count > entry.max_repeat:
+                    what = f"group {entry.tag}" if entry.is_group else entry.tag
+                    self.problem("35", f"{what} repeats more than {entry.max_repeat} times", self.segments[self.pos])
+                if entry.is_group:
+                    self.pos += 1  # the trigger
+                    self.level(entry.children[1:])
+                else:
+                    self.pos += 1
+            if count == 0 and entry.mandatory:
+                what = (
+                    f"group {entry.tag} (starting with {entry.trigger})" if entry.is_group else f"segment {entry.tag}"
+                )
+                self.problem("13", f"mandatory {what} is missing before {self.here().tag}")
+
+
+def _structure(msg: Message, definition: MessageDef) -> list[Problem]:
+    segments = list(msg.segments)
+    skipped: list[Problem] = []
+    for _ in range(len(segments)):
+        walker = _Structure(segments)
+        walker.level(definition.structure)
+        if walker.pos >= len(segments):
+            return sorted(skipped + walker.problems, key=lambda p: p.segment.number)
+        stray = segments[walker.pos]
+        position = msg.segments.index(stray) + 1
+        if stray.tag in definition.tags:
+            skipped.append(Problem("15", f"{stray.tag} is not allowed in this position", stray, position))
+        else:
+            skipped.append(Problem("33", f"{stray.tag} is not a segment of {definition.type}", stray, position))
+        segments = segments[: walker.pos] + segments[walker.pos + 1 :]
+    return skipped
+
+
+def _value_problem(value: str, spec: ElementDef) -> tuple[str, str] | None:
+    if spec.kind == "n":
+        if not _NUMERIC.match(value):
+            return "37", f"{value!r} is not numeric ({spec.id})"
+        digits = sum(ch.isdigit() for ch in value)
+        if digits > spec.max_length:
+            return "39", f"{spec.id} is at most {spec.max_length} digits, got {digits}"
+        return None
+    if len(value) > spec.max_length:
+        return "39", f"{spec.id} is at most {spec.max_length} characters, got {len(value)}"
+    if spec.kind == "a" and any(ch.isdigit() for ch in value):
+        return "37", f"{value!r} holds digits but {spec.id} is alphabetic"
+    return None
+
+
+def _elements(seg: Segment, definition: SegmentDef, position: int, codes: dict[str, dict[str, str]]) -> list[Problem]:
+    out: list[Problem] = []
+    specs = definition.elements
+    if len(seg.elements) > len(specs):
+        out.append(
+            Problem(
+                "16", f"{seg.tag} has {len(seg.elements)} elements, at most {len(specs)}", seg, position, len(specs) + 1
+            )
+        )
+    for index, spec in enumerate(specs, start=1):
+        raw = seg.elements[index - 1] if index <= len(seg.elements) else ""
+        repeats = list(raw) if isinstance(raw, Repeated) else [raw]
+        if len(repeats) > spec.repeat:
+            out.append(
+                Problem("35", f"{spec.id} repeats {len(repeats)} times, at most {spec.repeat}", seg, position, index)
+            )
+        for value in repeats:
+            out.extend(_element(seg, position, index, spec, value, codes))
+    return out
+
+
+def _element(
+    seg: Segment, position: int, index: int, spec: ElementDef, value: object, codes: dict[str, dict[str, str]]
+) -> list[Problem]:
+    out: list[Problem] = []
+    if not spec.composite:
+        if isinstance(value, list):
+            out.append(Problem("16", f"{spec.id} is a simple element but has components", seg, position, index, 2))
+            value = value[0]
+        text = str(value)
+        if not text:
+            if spec.mandatory:
+                out.append(Problem("13", f"mandatory {spec.id} is missing", seg, position, index))
+            return out
+        found = _value_problem(text, spec) or _code_problem(text, spec, codes)
+        if found:
+            out.append(Problem(found[0], found[1], seg, position, index))
+        return out
+    components = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    if not any(components):
+        if spec.mandatory:
+            out.append(Problem("13", f"mandatory composite {spec.id} is missing", seg, position, index))
+        return out
+    if len(components) > len(spec.components):
+        out.append(
+            Problem(
+                "16",
+                f"{spec.id} has {len(components)} components, at most {len(spec.components)}",
+                seg,
+                position,
+                index,
+                len(spec.components) + 1,
+            )
+        )
+    for c, cspec in enumerate(spec.components, start=1):
+        text = str(components[c - 1]) if c <= len(components) else ""
+        if not text:
+            if cspec.mandatory:
+                out.append(Problem("13", f"mandatory {cspec.id} of {spec.id} is missing", seg, position, index, c))
+            continue
+        found = _value_problem(text, cspec) or _code_problem(text, cspec, codes)
+        if found:
+            out.append(Problem(found[0], found[1], seg, position, index, c))
+    return out
+
+
+def _code_problem(value: str, spec: ElementDef, codes: dict[str, dict[str, str]]) -> tuple[str, str] | None:
+    listed = codes.get(spec.id)
+    if listed is not None and value not in listed:
+        return "12", f"{value!r} is not a code of {spec.id}"
+    return None
+
+
+def validate(
+    msg: Message, definitions: Definitions | None = None, *, check_codes: bool = False
+) -> list[Problem] | None:
+    """Problems of ``msg``; None when no definition exists for its type and directory (not validated)."""
+    defs = definitions or load()
+    definition = defs.message(msg.version, msg.type)
+    if definition is None:
+        return None
+    codes = defs.codes if check_codes else {}
+    problems = _structure(msg, definition)
+    syntax_version = msg.interchange.syntax_version or "3"
+    for position, seg in enumerate(msg.segments, start=1):
+        seg_def = defs.segment(msg.version, seg.tag, syntax_version)
+        if seg_def is not None:
+            problems.extend(_elements(seg, seg_def, position, codes))
+    return sorted(problems, key=lambda p: (p.message_position, p.element or 0, p.component or 0))
