@@ -297,6 +297,67 @@ def mappings_apply(mapping: Path, input_file: Path) -> None:
     click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
 
 
+@main.group("edifact")
+def edifact_group() -> None:
+    """The EDIFACT engine on its own: parse, validate, acknowledge."""
+
+
+@edifact_group.command("parse")
+@click.argument("file", type=click.File("rb"))
+@click.option("--json", "as_json", is_flag=True, help="header fields and segments as JSON (the default output)")
+def edifact_parse(file: Any, as_json: bool) -> None:
+    """Print FILE's interchanges: header fields and every segment as [tag, element, ...] (streams any size)."""
+    from gateway.edifact.report import parse_json
+    from gateway.errors import GatewayError
+
+    out = sys.stdout
+    try:
+        for piece in parse_json(file):
+            out.write(piece)
+    except GatewayError as err:
+        out.write("\n")
+        click.echo(json.dumps({"error": err.as_dict()}, ensure_ascii=False), err=True)
+        sys.exit(EXIT_REJECTED)
+
+
+@edifact_group.command("validate")
+@click.argument("file", type=click.File("rb"))
+@click.option("--contrl", is_flag=True, help="print the CONTRL acknowledgement instead of the errors")
+@click.option("--reference", default=None, help="interchange reference of the CONTRL (default: time-based)")
+@click.option("--version", "versions", multiple=True, help="agreed directory, e.g. D02A (repeatable); others: 17")
+def edifact_validate(file: Any, contrl: bool, reference: str | None, versions: tuple[str, ...]) -> None:
+    """Check envelopes and every message against edifact/ definitions; exit 1 when anything is wrong."""
+    from datetime import datetime
+
+    from gateway.edifact import contrl as contrl_mod
+    from gateway.edifact.report import validation
+    from gateway.errors import GatewayError
+
+    try:
+        reader, reports = validation(file, set(versions) or None)
+    except GatewayError as err:  # the tokenizer could not go on: nothing to acknowledge message by message
+        click.echo(json.dumps(err.as_dict(), ensure_ascii=False))
+        sys.exit(EXIT_REJECTED)
+    errors = [e.as_dict() for i in reader.interchanges for e in i.errors]
+    for report in reports:
+        errors += [e.as_dict() for e in report.envelope_errors]
+        errors += [p.as_error(report.message.number).as_dict() for p in report.problems]
+    if contrl:
+        now = datetime.now()
+        for inter in reader.interchanges:
+            mine = [r for r in reports if r.message.interchange is inter]
+            ref = reference or now.strftime("%y%m%d%H%M%S")
+            sys.stdout.write(contrl_mod.build(inter, mine, reference=ref, now=now).decode("latin-1"))
+    else:
+        for found in errors:
+            click.echo(json.dumps(found, ensure_ascii=False))
+        unvalidated = sorted({f"{r.message.type} {r.message.version}" for r in reports if r.problems is None})
+        click.echo(f"{len(reports)} messages, {len(errors)} errors", err=True)
+        if unvalidated:
+            click.echo(f"no definition for: {', '.join(unvalidated)} (envelopes checked only)", err=True)
+    sys.exit(EXIT_REJECTED if errors else 0)
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema."""

@@ -60,6 +60,9 @@ class PartnerConfig(Section):
     business_type: BusinessType
     # UNB sender identifications that belong to this partner (used when a channel does not name the partner)
     edifact_ids: list[str] = []
+    # EDIFACT directories agreed with the partner (e.g. [D95B]); a message in another is refused with code 17.
+    # Empty: any directory is accepted (validated where edifact/ has its definition).
+    edifact_versions: list[str] = []
     # sha256 hex digests of the partner's API keys: `gateway hash-key` prints one
     api_key_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = []
 

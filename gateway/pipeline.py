@@ -43,6 +43,7 @@ class Work:
     message: Message
     mappings: MappingTable
     routes: Mapping[str, RouteConfig]
+    agreements: Mapping[str, list[str]] = field(default_factory=dict)  # partner → agreed EDIFACT directories
     format: str | None = None
     interchanges: list[Interchange] = field(default_factory=list)
     messages: list[EdifactMessage] = field(default_factory=list)
@@ -76,8 +77,9 @@ def validate(work: Work) -> None:
         raise error
     if not work.messages:
         raise GatewayError("EDI-13", "the interchange holds no message", step="validate")
+    agreed = work.agreements.get(work.partner or "")
     for msg in work.messages:
-        problems = validator.validate(msg)
+        problems = validator.validate(msg, agreed_versions=agreed)
         if problems:
             raise problems[0].as_error(msg.number)
 
@@ -120,7 +122,9 @@ class Pipeline:
         mappings: MappingTable,
         routes: Mapping[str, RouteConfig],
         steps: Sequence[tuple[str, Step, MessageStatus | None]] = STEPS,
+        agreements: Mapping[str, list[str]] | None = None,
     ) -> None:
+        self.agreements = dict(agreements or {})
         self.sessions = sessions
         self.mappings = mappings
         self.routes = routes
@@ -151,7 +155,7 @@ class Pipeline:
                 if msg is None:
                     return None
                 steps.extend(msg.steps)  # history of earlier attempts (reprocessing) stays
-                work = Work(session, msg, self.mappings, self.routes)
+                work = Work(session, msg, self.mappings, self.routes, self.agreements)
                 for name, step, reached in self.steps:
                     current = name
                     try:

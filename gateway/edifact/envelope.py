@@ -146,7 +146,7 @@ class Reader:
 
     def _interchange(self, unb: Segment) -> Iterator[Message]:
         delimiters = self.segments.delimiters if isinstance(self.segments, Tokenizer) else Delimiters()
-        inter = Interchange(unb, delimiters)
+        inter = Interchange(unb, delimiters, errors=list(unb.errors or []))
         self.interchanges.append(inter)
         group: Segment | None = None
         group_messages = 0
@@ -155,6 +155,8 @@ class Reader:
             if seg is None:
                 inter.errors.append(_error("13", "the interchange ends without UNZ", self._last))
                 return
+            if seg.tag != "UNH":
+                inter.errors.extend(seg.errors or [])  # character problems of envelope segments
             if seg.tag == "UNZ":
                 inter.end = seg
                 if group is not None:
@@ -198,7 +200,7 @@ class Reader:
 
     def _message(self, unh: Segment, inter: Interchange, group: Segment | None) -> Message:
         self._count += 1
-        msg = Message(self._count, inter, [unh], group)
+        msg = Message(self._count, inter, [unh], group, errors=list(unh.errors or []))
         while True:
             seg = self._next()
             if seg is None or seg.tag in ("UNH", "UNZ", "UNB", "UNE"):
@@ -207,6 +209,7 @@ class Reader:
                     self._pushed = seg
                 return msg
             msg.segments.append(seg)
+            msg.errors.extend(seg.errors or [])
             if seg.tag == "UNT":
                 break
         unt = msg.segments[-1]
@@ -241,7 +244,13 @@ def read_all(raw: bytes, *, allow_bare: bool = False) -> tuple[list[Interchange]
     return reader.interchanges, messages
 
 
+def all_errors(interchanges: list[Interchange], messages: list[Message]) -> list[GatewayError]:
+    """Every envelope and character problem, in payload order."""
+    errors = [e for m in messages for e in m.errors] + [e for i in interchanges for e in i.errors]
+    return sorted(errors, key=lambda e: e.position.segment_number or 0)
+
+
 def first_error(interchanges: list[Interchange], messages: list[Message]) -> GatewayError | None:
     """The earliest problem in payload order, for a one-line rejection."""
-    errors = [e for m in messages for e in m.errors] + [e for i in interchanges for e in i.errors]
-    return min(errors, key=lambda e: e.position.segment_number or 0, default=None)
+    errors = all_errors(interchanges, messages)
+    return errors[0] if errors else None

@@ -62,6 +62,8 @@ REPERTOIRES: dict[str, tuple[str, re.Pattern[str] | None]] = {
     "UNOW": ("utf-8", None),
     "UNOX": ("iso2022_jp", None),
     "UNOY": ("utf-8", None),
+    "IATA": ("ascii", _UNOA),  # IATA's own syntax identifiers (PAORES and other airline messages)
+    "IATB": ("ascii", _UNOB),
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from gateway.edifact.syntax import DEFAULT, LEVEL_B, REPERTOIRES, Delimiters, syntax_error
+from gateway.errors import GatewayError
 
 Element = str | list[str]  # pydifact's shape: a simple value, or the components of a composite
 CHUNK = 1 << 20
@@ -36,6 +37,7 @@ class Segment:
     elements: list[Value]
     number: int = 0  # 1-based ordinal in the payload; UNA is not a segment
     offset: int = 0  # byte offset of the tag in the payload
+    errors: list[GatewayError] | None = None  # character problems; the segment is still read
 
     def element(self, index: int, component: int = 1) -> str:
         """Element ``index``, component ``component`` (both 1-based); "" when absent."""
@@ -62,7 +64,9 @@ class Tokenizer:
     syntax: str = "UNOA"
     check_repertoire: bool = True
     chunk_size: int = CHUNK
-    _codec: str = field(default="ascii", init=False)
+    # before any UNB (bare messages) the repertoire is unknown: read bytes as Latin-1 and check nothing
+    _codec: str = field(default="latin-1", init=False)
+    _known: bool = field(default=False, init=False)
 
     @classmethod
     def from_bytes(cls, data: bytes, **kwargs: object) -> Tokenizer:
@@ -171,6 +175,7 @@ class Tokenizer:
             )
         self.syntax = syntax
         self._codec = REPERTOIRES[syntax][0]
+        self._known = True
 
     # -- one segment -------------------------------------------------------------------------------------
     def _segment(self, raw: bytes, number: int, offset: int, d: Delimiters) -> Segment:
@@ -183,14 +188,18 @@ class Tokenizer:
                 segment_number=number,
                 segment_tag=raw[:3].decode("latin-1"),
             ) from None
-        pattern = _repertoire(self.syntax, d) if self.check_repertoire and not text.startswith("UNB") else None
+        check = self.check_repertoire and self._known and not text.startswith("UNB")
+        pattern = _repertoire(self.syntax, d) if check else None
+        errors: list[GatewayError] = []
         if pattern is not None:
             bad = pattern.search(text)
             if bad is not None:
-                raise self._bad_character(text, bad.start(), number, d)
+                errors.append(self._bad_character(text, bad.start(), number, d))
         parts: list[Value]
         if d.release and d.release in text:
-            parts = _split_escaped(text, d)
+            parts, bad_release = _split_escaped(text, d)
+            if bad_release is not None:
+                errors.append(self._bad_character(text, bad_release, number, d, release=True))
         else:
             comp = d.component
             parts = [_composite(p.split(comp)) if comp in p else p for p in text.split(d.element)]
@@ -202,15 +211,20 @@ class Tokenizer:
             raise syntax_error(
                 "33", f"segment {number} starts with {tag[:10]!r}, not a segment tag", segment_number=number
             )
-        return Segment(tag, parts[1:], number, offset)
+        return Segment(tag, parts[1:], number, offset, errors or None)
 
-    def _bad_character(self, text: str, index: int, number: int, d: Delimiters) -> Exception:
+    def _bad_character(self, text: str, index: int, number: int, d: Delimiters, release: bool = False) -> GatewayError:
         before = text[:index]
         element = before.count(d.element)
         component = before.rsplit(d.element, 1)[-1].count(d.component) + 1
+        what = (
+            f"release character {d.release!r} before {text[index + 1]!r}, which is not a service character"
+            if release
+            else f"character {text[index]!r} in segment {number} is not in the {self.syntax} repertoire"
+        )
         return syntax_error(
             "21",
-            f"character {text[index]!r} in segment {number} is not in the {self.syntax} repertoire",
+            what,
             segment_number=number,
             segment_tag=text[:3],
             element=element or None,
@@ -242,8 +256,13 @@ def _repeats(part: str, d: Delimiters) -> Value:
     return Repeated(part.split(d.repetition))
 
 
-def _split_escaped(text: str, d: Delimiters) -> list[Value]:
-    """Split one segment where the release character occurs (the slow path)."""
+def _split_escaped(text: str, d: Delimiters) -> tuple[list[Value], int | None]:
+    """Split one segment where the release character occurs (the slow path).
+
+    Also returns the index of the first release character that precedes a letter or digit (ISO 9735 lets it
+    precede only service characters; before other punctuation it is tolerated and taken literally).
+    """
+    bad_release: int | None = None
     elements: list[Value] = []
     components: list[str] = []
     repeats: list[Element] | None = None
@@ -257,6 +276,8 @@ def _split_escaped(text: str, d: Delimiters) -> list[Value]:
     while i < n:
         ch = text[i]
         if ch == release and i + 1 < n:
+            if bad_release is None and text[i + 1].isalnum():
+                bad_release = i
             current.append(text[i + 1])
             i += 2
             continue
@@ -282,4 +303,4 @@ def _split_escaped(text: str, d: Delimiters) -> list[Value]:
         repeats.append(last)  # type: ignore[arg-type]
         last = Repeated(repeats)
     elements.append(last)
-    return elements
+    return elements, bad_release

@@ -15,6 +15,7 @@ because carriers commonly send ``TMP+2+-18:CEL`` against an ``n3`` temperature.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from gateway.edifact.definitions import Definitions, ElementDef, Entry, MessageDef, SegmentDef, load
@@ -58,7 +59,7 @@ class _Structure:
 
     def problem(self, code: str, text: str, seg: Segment | None = None) -> None:
         seg = seg or self.here()
-        self.problems.append(Problem(code, text, seg, self.segments.index(seg) + 1))
+        self.problems.append(Problem(code, text, seg, seg.number - self.segments[0].number + 1))
 
     def level(self, entries: tuple[Entry, ...]) -> None:
         for entry in entries:
@@ -89,7 +90,7 @@ def _structure(msg: Message, definition: MessageDef) -> list[Problem]:
         if walker.pos >= len(segments):
             return sorted(skipped + walker.problems, key=lambda p: p.segment.number)
         stray = segments[walker.pos]
-        position = msg.segments.index(stray) + 1
+        position = stray.number - msg.segments[0].number + 1
         if stray.tag in definition.tags:
             skipped.append(Problem("15", f"{stray.tag} is not allowed in this position", stray, position))
         else:
@@ -187,10 +188,21 @@ def _code_problem(value: str, spec: ElementDef, codes: dict[str, dict[str, str]]
 
 
 def validate(
-    msg: Message, definitions: Definitions | None = None, *, check_codes: bool = False
+    msg: Message,
+    definitions: Definitions | None = None,
+    *,
+    check_codes: bool = False,
+    agreed_versions: Collection[str] | None = None,
 ) -> list[Problem] | None:
-    """Problems of ``msg``; None when no definition exists for its type and directory (not validated)."""
+    """Problems of ``msg``; None when no definition exists for its type and directory (not validated).
+
+    ``agreed_versions`` are the directories the partner agreement allows (e.g. ``{"D02A"}``); another one is
+    a code 17 (no agreement) on the message.
+    """
     defs = definitions or load()
+    if agreed_versions and msg.version not in agreed_versions:
+        text = f"{msg.type} {msg.version} is not in the agreement ({', '.join(sorted(agreed_versions))})"
+        return [Problem("17", text, msg.header, 1, 2)]
     definition = defs.message(msg.version, msg.type)
     if definition is None:
         return None

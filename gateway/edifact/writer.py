@@ -41,8 +41,6 @@ def _element(value: Element | Repeated, d: Delimiters) -> str:
 def segment_text(segment: SegmentLike, d: Delimiters = DEFAULT) -> str:
     tag, elements = (segment.tag, segment.elements) if isinstance(segment, Segment) else (segment[0], segment[1:])
     parts = [str(tag), *(_element(e, d) for e in elements)]  # type: ignore[arg-type]
-    while len(parts) > 1 and parts[-1] == "":
-        parts.pop()  # trailing empty elements are omitted (ISO 9735)
     return d.element.join(parts) + d.segment
 
 
@@ -51,7 +49,7 @@ def write(
 ) -> bytes:
     """Serialise segments as they are (counts untouched); encoded in the UNB's repertoire."""
     out: list[str] = [d.una()] if una else []
-    codec = "ascii"
+    codec = "latin-1"  # bare messages: no UNB names a repertoire
     for seg in segments:
         if (seg.tag if isinstance(seg, Segment) else seg[0]) == "UNB":
             syntax = seg.element(1) if isinstance(seg, Segment) else _first(seg[1])

@@ -70,12 +70,17 @@ def test_level_b_information_separators() -> None:
     assert segs(raw) == [["UNB", ["UNOB", "3"], "A", "B", ["1", "1"], "1"], ["UNZ", "0", "1"]]
 
 
-def test_unoa_refuses_lower_case_with_its_position() -> None:
+def char_error(raw: bytes) -> GatewayError:
+    """Character problems do not stop the reader: they ride on the segment and make the message fail."""
     with pytest.raises(GatewayError) as info:
-        segs(b"UNB+UNOA:3+A+B+1:1+1'FTX+AAA+++abc'UNZ+0+1'")
-    err = info.value
+        edifact.read(raw)
+    return info.value
+
+
+def test_unoa_refuses_lower_case_with_its_position() -> None:
+    err = char_error(b"UNB+UNOA:3+A+B+1:1+1'UNH+1+X:D:95B:UN'FTX+AAA+++abc'UNT+3+1'UNZ+1+1'")
     assert err.code == "EDI-21"
-    assert (err.position.segment_number, err.position.segment_tag, err.position.element) == (2, "FTX", 4)
+    assert (err.position.segment_number, err.position.segment_tag, err.position.element) == (3, "FTX", 4)
     assert segs(b"UNB+UNOB:3+A+B+1:1+1'FTX+AAA+++abc'UNZ+0+1'")[1] == ["FTX", "AAA", "", "", "abc"]
 
 
@@ -89,7 +94,7 @@ def test_unoc_and_unoy_decode_their_repertoires() -> None:
 
 def test_unknown_syntax_identifier_is_edi_17() -> None:
     with pytest.raises(GatewayError) as info:
-        segs(b"UNB+IATB:1+A+B+1:1+1'UNZ+0+1'")
+        segs(b"UNB+XXXX:1+A+B+1:1+1'UNZ+0+1'")
     assert info.value.code == "EDI-17"
 
 
@@ -111,3 +116,14 @@ def test_no_byte_string_crashes_the_reader(coparn: bytes) -> None:
                 edifact.read(sample)
             except GatewayError as err:
                 assert err.code.startswith(("EDI-", "FMT-"))
+
+
+def test_a_release_character_before_an_ordinary_character_is_edi_21() -> None:
+    err = char_error(b"UNB+UNOA:3+A+B+1:1+1'UNH+1+X:D:95B:UN'FTX+AAA+++XYZ ?AVAILABILITY'UNT+3+1'UNZ+1+1'")
+    assert err.code == "EDI-21" and err.position.segment_number == 3 and err.position.element == 4
+    # before punctuation it is tolerated and taken literally
+    assert segs(b"UNB+UNOA:3+A+B+1:1+1'FTX+AAA+++A?*B'UNZ+0+1'")[1][4] == "A*B"
+
+
+def test_bare_messages_have_no_repertoire_to_check() -> None:
+    assert segs("UNH+1+CUSCAR:D:95A:UN'FTX+AAA+++Ölfass'UNT+2+1'".encode("latin-1"))[1][4] == "Ölfass"
