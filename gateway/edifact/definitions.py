@@ -56,14 +56,14 @@ class Entry:
     mandatory: bool
     max_repeat: int
     children: tuple[Entry, ...] = ()
+    trigger: str = ""  # the tag that starts this entry: its own, or its group's first segment
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trigger", self.children[0].trigger if self.children else self.tag)
 
     @property
     def is_group(self) -> bool:
         return bool(self.children)
-
-    @property
-    def trigger(self) -> str:
-        return self.children[0].trigger if self.children else self.tag
 
 
 @dataclass(frozen=True)

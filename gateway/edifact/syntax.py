@@ -7,6 +7,7 @@ splits bytes and decodes each segment once, in the repertoire the UNB declares.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ class Delimiters:
         chars = (self.component, self.element, self.decimal, self.release or " ", self.repetition or " ", self.segment)
         return "UNA" + "".join(chars)
 
-    @property
+    @functools.cached_property
     def service(self) -> str:
         """The characters a value must escape."""
         return "".join(c for c in (self.component, self.element, self.release, self.repetition, self.segment) if c)

@@ -38,6 +38,7 @@ class Segment:
     number: int = 0  # 1-based ordinal in the payload; UNA is not a segment
     offset: int = 0  # byte offset of the tag in the payload
     errors: list[GatewayError] | None = None  # character problems; the segment is still read
+    raw: str | None = None  # the segment's text without terminator (None when it holds repetitions)
 
     def element(self, index: int, component: int = 1) -> str:
         """Element ``index``, component ``component`` (both 1-based); "" when absent."""
@@ -76,74 +77,87 @@ class Tokenizer:
         buf = self.stream.read(self.chunk_size)
         base = 0  # byte offset of buf[0] in the payload
         pos = len(_BOM) if buf.startswith(_BOM) else 0
-        eof = False
+        eof = not buf
         number = 0
         d = self.delimiters
         if not buf.lstrip(_WHITESPACE).startswith(b"UNA"):
             d = self._sniff_level_b(buf, pos) or d
             self.delimiters = d
-        term = d.segment.encode("latin-1")
-        release = (d.release or "").encode("latin-1")
+        pattern = _segment_pattern(d.segment, d.release)
+        fast: _Fast | None = None  # the inline path's settings, rebuilt after each UNA and UNB
+        tags: set[str] = set()
         while True:
-            # skip whitespace between segments
-            while pos < len(buf) and buf[pos] in _WHITESPACE and buf[pos : pos + 1] != term:
-                pos += 1
-            if len(buf) - pos < 9 and not eof:
-                buf, base, pos, eof = self._refill(buf, base, pos)
-                continue
-            if pos >= len(buf):
+            m = pattern.match(buf, pos)
+            start = m.start(1) if m is not None else _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            if buf.startswith(b"UNA", start) or (len(buf) - start < 3 and b"UNA".startswith(buf[start:])):
+                if len(buf) - start < 9 and not eof:
+                    buf, base, pos, eof = self._refill(buf, base, pos)
+                    continue
+                if start < len(buf):
+                    d = self._una(buf, start, base)
+                    pattern = _segment_pattern(d.segment, d.release)
+                    fast = None
+                    pos = start + 9
+                    continue
+            if m is None:
+                if not eof:
+                    buf, base, pos, eof = self._refill(buf, base, pos)
+                    continue
+                tail = buf[start:].strip(_WHITESPACE)
+                if tail:
+                    number += 1
+                    raise syntax_error(
+                        "13",
+                        f"the payload ends inside segment {number} without its terminator {d.segment!r}",
+                        segment_number=number,
+                        segment_tag=tail[:3].decode("latin-1"),
+                    )
                 return
-            if buf.startswith(b"UNA", pos):
-                d = self._una(buf, pos, base)
-                term = d.segment.encode("latin-1")
-                release = (d.release or "").encode("latin-1")
-                pos += 9
-                continue
-            end = self._find_terminator(buf, pos, term, release)
-            while end < 0:
-                if eof:
-                    tail = buf[pos:].strip(_WHITESPACE)
-                    if tail:
-                        number += 1
-                        raise syntax_error(
-                            "13",
-                            f"the payload ends inside segment {number} without its terminator {d.segment!r}",
-                            segment_number=number,
-                            segment_tag=tail[:3].decode("latin-1"),
-                        )
-                    return
-                buf, base, pos, eof = self._refill(buf, base, pos)
-                end = self._find_terminator(buf, pos, term, release)
-            raw = buf[pos:end]
-            if term == b"\n" and raw.endswith(b"\r"):
+            raw = m.group(1)
+            pos = m.end()
+            if not raw:
+                continue  # an empty segment (two terminators in a row)
+            if d.segment == "\n" and raw.endswith(b"\r"):
                 raw = raw[:-1]
             number += 1
-            segment = self._segment(raw, number, base + pos, d)
-            pos = end + 1
+            segment = None
+            if fast is not None:  # the common case inline: no release or repetition character, no bad byte
+                codec, check, elem, comp, rel, rep = fast
+                try:
+                    text = raw.decode(codec)
+                except UnicodeDecodeError:
+                    text = ""
+                if (
+                    text
+                    and (not rel or rel not in text)
+                    and (not rep or rep not in text)
+                    and (check is None or not check.search(text))
+                ):
+                    parts = text.split(elem)
+                    tag = parts[0]
+                    if tag in tags or _is_tag(tag, tags):
+                        elements: list[Value] = [
+                            (_composite(p.split(comp)) if p.endswith(comp) else p.split(comp)) if comp in p else p
+                            for p in parts[1:]
+                        ]
+                        segment = Segment(tag, elements, number, base + start, None, text)
+            if segment is None:
+                segment = self._segment(raw, number, base + start, d)
             if segment.tag == "UNB":
                 self._start_interchange(segment)
+                fast = None
+            if fast is None:
+                fast = self._fast_state(self.delimiters)
             yield segment
+
+    def _fast_state(self, d: Delimiters) -> _Fast:
+        check = _repertoire(self.syntax, d.service) if self.check_repertoire and self._known else None
+        return self._codec, check, d.element, d.component, d.release or "", d.repetition or ""
 
     # -- reading -----------------------------------------------------------------------------------------
     def _refill(self, buf: bytes, base: int, pos: int) -> tuple[bytes, int, int, bool]:
         chunk = self.stream.read(self.chunk_size)
         return buf[pos:] + chunk, base + pos, 0, not chunk
-
-    @staticmethod
-    def _find_terminator(buf: bytes, start: int, term: bytes, release: bytes) -> int:
-        end = buf.find(term, start)
-        if not release:
-            return end
-        while end >= 0:
-            run = 0
-            i = end - 1
-            while i >= start and buf[i : i + 1] == release:
-                run += 1
-                i -= 1
-            if run % 2 == 0:
-                return end
-            end = buf.find(term, end + 1)
-        return -1
 
     def _sniff_level_b(self, buf: bytes, pos: int) -> Delimiters | None:
         head = buf[pos:].lstrip(_WHITESPACE)
@@ -189,7 +203,7 @@ class Tokenizer:
                 segment_tag=raw[:3].decode("latin-1"),
             ) from None
         check = self.check_repertoire and self._known and not text.startswith("UNB")
-        pattern = _repertoire(self.syntax, d) if check else None
+        pattern = _repertoire(self.syntax, d.service) if check else None
         errors: list[GatewayError] = []
         if pattern is not None:
             bad = pattern.search(text)
@@ -211,7 +225,8 @@ class Tokenizer:
             raise syntax_error(
                 "33", f"segment {number} starts with {tag[:10]!r}, not a segment tag", segment_number=number
             )
-        return Segment(tag, parts[1:], number, offset, errors or None)
+        plain = None if (d.repetition and d.repetition in text) else text
+        return Segment(tag, parts[1:], number, offset, errors or None, plain)
 
     def _bad_character(self, text: str, index: int, number: int, d: Delimiters, release: bool = False) -> GatewayError:
         before = text[:index]
@@ -232,14 +247,38 @@ class Tokenizer:
         )
 
 
+_SPACE = re.compile(rb"[ \t\r\n]*")
+# codec, repertoire check, element and component separators, release and repetition characters ("" if none)
+_Fast = tuple[str, "re.Pattern[str] | None", str, str, str, str]
+
+
+def _is_tag(tag: str, known: set[str]) -> bool:
+    if len(tag) == 3 and tag.isalnum() and tag.isupper():
+        known.add(tag)
+        return True
+    return False
+
+
 @functools.cache
-def _repertoire(syntax: str, d: Delimiters) -> re.Pattern[str] | None:
+def _segment_pattern(terminator: str, release: str | None) -> re.Pattern[bytes]:
+    """Whitespace, then one segment up to its unescaped terminator (a release character escapes any next byte)."""
+    t = re.escape(terminator.encode("latin-1"))
+    if release:
+        r = re.escape(release.encode("latin-1"))
+        plain = b"[^" + r + t + b"]*"
+        body = plain + b"(?:" + r + b"." + plain + b")*"  # the unrolled loop: fast in the re engine
+    else:
+        body = b"[^" + t + b"]*"
+    return re.compile(b"[ \t\r\n]*(" + body + b")" + t, re.S)
+
+
+@functools.cache
+def _repertoire(syntax: str, service: str) -> re.Pattern[str] | None:
     """Characters outside ``syntax``'s repertoire, the interchange's own service characters excepted."""
     allowed = REPERTOIRES.get(syntax, ("", None))[1]
     if allowed is None:
         return None
-    service = "".join(re.escape(c) for c in (d.component, d.element, d.release, d.repetition, d.segment) if c)
-    return re.compile(allowed.pattern[:-1] + service + "]")
+    return re.compile(allowed.pattern[:-1] + "".join(re.escape(c) for c in service) + "]")
 
 
 def _composite(components: list[str]) -> Element:

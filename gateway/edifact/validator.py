@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from gateway.edifact.definitions import Definitions, ElementDef, Entry, MessageDef, SegmentDef, load
 from gateway.edifact.envelope import Message
+from gateway.edifact.syntax import Delimiters
 from gateway.edifact.tokenizer import Repeated, Segment
 from gateway.errors import GatewayError, Position
 
@@ -51,6 +52,7 @@ class _Structure:
 
     def __init__(self, segments: list[Segment]) -> None:
         self.segments = segments
+        self.tags = [s.tag for s in segments]
         self.pos = 0
         self.problems: list[Problem] = []
 
@@ -62,9 +64,11 @@ class _Structure:
         self.problems.append(Problem(code, text, seg, seg.number - self.segments[0].number + 1))
 
     def level(self, entries: tuple[Entry, ...]) -> None:
+        tags, n = self.tags, len(self.tags)
         for entry in entries:
             count = 0
-            while self.pos < len(self.segments) and self.segments[self.pos].tag == entry.trigger:
+            trigger = entry.trigger
+            while self.pos < n and tags[self.pos] == trigger:
                 count += 1
                 if count > entry.max_repeat:
                     what = f"group {entry.tag}" if entry.is_group else entry.tag
@@ -82,6 +86,21 @@ class _Structure:
 
 
 def _structure(msg: Message, definition: MessageDef) -> list[Problem]:
+    """Structure problems; the verdict depends only on the tag sequence, so valid sequences are remembered."""
+    tags = tuple(s.tag for s in msg.segments)
+    key = (id(definition), tags)
+    if key in _VALID_SEQUENCES:
+        return []
+    problems = _walk_structure(msg, definition)
+    if not problems and len(_VALID_SEQUENCES) < 4096:
+        _VALID_SEQUENCES.add(key)
+    return problems
+
+
+_VALID_SEQUENCES: set[tuple[int, tuple[str, ...]]] = set()
+
+
+def _walk_structure(msg: Message, definition: MessageDef) -> list[Problem]:
     segments = list(msg.segments)
     skipped: list[Problem] = []
     for _ in range(len(segments)):
@@ -112,6 +131,68 @@ def _value_problem(value: str, spec: ElementDef) -> tuple[str, str] | None:
     if spec.kind == "a" and any(ch.isdigit() for ch in value):
         return "37", f"{value!r} holds digits but {spec.id} is alphabetic"
     return None
+
+
+def _fast_pattern(definition: SegmentDef, d: Delimiters) -> re.Pattern[str]:
+    """A regular expression that matches only segments with nothing to report (the common case, checked in C).
+
+    It errs on the strict side: whatever it refuses goes through the element-by-element check, which finds the
+    actual problem or none.
+    """
+    key = (definition.tag, id(definition), d.element, d.component, d.release or "")
+    found = _FAST.get(key)
+    if found is not None:
+        return found
+    separators = re.escape(d.element + d.component + (d.release or ""))
+    escaped = f"|{re.escape(d.release)}." if d.release else ""
+    value = f"(?:[^{separators}]{escaped})"  # one character of a value: plain, or released
+
+    def simple(spec: ElementDef, may_be_empty: bool) -> str:
+        low = "0" if (may_be_empty or not spec.mandatory) else "1"
+        if spec.kind == "n":
+            digits = f"\\d{{{low},{spec.max_length}}}"
+            decimal = f"(?=[\\d.,]{{2,{spec.max_length + 1}}}(?:[{re.escape(d.element + d.component)}]|$))\\d*[.,]\\d*"
+            return f"(?:(?:-(?=[\\d.,]))?(?:{decimal}|{digits}))"
+        letters = f"(?:[^{separators}0-9]{escaped})" if spec.kind == "a" else value
+        return f"{letters}{{{low},{spec.max_length}}}"
+
+    def element(spec: ElementDef) -> str:
+        if not spec.composite:
+            return simple(spec, not spec.mandatory)
+        comps = spec.components
+        sep_c = re.escape(d.component)
+        # components up to the last mandatory one must be given; the rest are nested optional groups
+        last = max((i for i, c in enumerate(comps) if c.mandatory), default=0)
+        tail = ""
+        for comp in reversed(comps[last + 1 :]):
+            tail = f"(?:{sep_c}{simple(comp, not comp.mandatory)}{tail})?"
+        head = "".join(f"{sep_c}{simple(c, not c.mandatory)}" for c in comps[1 : last + 1])
+        first = simple(comps[0], not comps[0].mandatory)
+        body = first + head + tail
+        if spec.mandatory:
+            return f"(?=(?:{sep_c})*{value}){body}" if not comps[0].mandatory else body  # some component given
+        return f"(?:{body})?"
+
+    sep = re.escape(d.element)
+    specs = definition.elements
+    last_mandatory = max((i for i, e in enumerate(specs) if e.mandatory), default=-1)
+    tail = ""
+    for i in range(len(specs) - 1, last_mandatory, -1):
+        tail = f"(?:{sep}{element(specs[i])}{tail})?"
+    head = "".join(f"{sep}{element(specs[i])}" for i in range(last_mandatory + 1))
+    pattern = re.compile(re.escape(definition.tag) + head + tail)
+    _FAST[key] = pattern
+    return pattern
+
+
+_FAST: dict[tuple[str, int, str, str, str], re.Pattern[str]] = {}
+Checker = tuple[SegmentDef, re.Pattern[str]] | None
+_CHECKERS: dict[tuple[int, str, str, Delimiters], dict[str, Checker]] = {}
+
+
+def _checkers(defs: Definitions, version: str, syntax_version: str, d: Delimiters) -> dict[str, Checker]:
+    """Per directory, syntax version and delimiters: each tag's definition and fast pattern, built on demand."""
+    return _CHECKERS.setdefault((id(defs), version, syntax_version, d), {})
 
 
 def _elements(seg: Segment, definition: SegmentDef, position: int, codes: dict[str, dict[str, str]]) -> list[Problem]:
@@ -209,8 +290,18 @@ def validate(
     codes = defs.codes if check_codes else {}
     problems = _structure(msg, definition)
     syntax_version = msg.interchange.syntax_version or "3"
+    delimiters = msg.interchange.delimiters
+    version = msg.version
+    checkers = _checkers(defs, version, syntax_version, delimiters)
     for position, seg in enumerate(msg.segments, start=1):
-        seg_def = defs.segment(msg.version, seg.tag, syntax_version)
-        if seg_def is not None:
-            problems.extend(_elements(seg, seg_def, position, codes))
+        if seg.tag in checkers:
+            checker = checkers[seg.tag]
+        else:
+            seg_def = defs.segment(version, seg.tag, syntax_version)
+            checker = checkers[seg.tag] = (seg_def, _fast_pattern(seg_def, delimiters)) if seg_def else None
+        if checker is None:
+            continue
+        if seg.raw is not None and not codes and checker[1].fullmatch(seg.raw):
+            continue  # nothing to report, proven by one regular expression
+        problems.extend(_elements(seg, checker[0], position, codes))
     return sorted(problems, key=lambda p: (p.message_position, p.element or 0, p.component or 0))
