@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from gateway.edifact import writer
 from gateway.edifact.envelope import Interchange, Message
-from gateway.edifact.syntax import Delimiters
+from gateway.edifact.syntax import REPERTOIRES, Delimiters
 from gateway.edifact.validator import Problem
 from gateway.errors import GatewayError
 
@@ -103,8 +104,9 @@ def build(
 ) -> bytes:
     """A whole CONTRL interchange back to the sender of ``interchange``."""
     h = interchange.header
-    version = interchange.syntax_version or "3"
-    syntax = [interchange.syntax or "UNOA", version]
+    version = interchange.syntax_version if interchange.syntax_version in ("1", "2", "3", "4") else "3"
+    syntax_id = interchange.syntax if interchange.syntax in REPERTOIRES else "UNOA"
+    syntax = [syntax_id, version]
     when = [now.strftime("%Y%m%d" if version == "4" else "%y%m%d"), now.strftime("%H%M")]
     unb = [
         "UNB",
@@ -116,4 +118,26 @@ def build(
     ]
     identifier = ["CONTRL", "4", "1", "UN"] if version == "4" else ["CONTRL", "D", "3", "UN"]
     body = segments(interchange, reports)
+    echoed = [v for seg in [unb, *body] for v in _strings(seg)]
+    if not all(_fits(v, syntax_id) for v in echoed):
+        # the partner's own ids or references fall outside its declared repertoire: answer in one that holds them
+        syntax_id = "UNOC" if all(_fits(v, "UNOC") for v in echoed) else "UNOY"
+        unb[1] = [syntax_id, "3" if version in ("1", "2") else version]
     return writer.interchange(unb, [(["UNH", "1", identifier], body)], delimiters or Delimiters())
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _fits(value: str, syntax: str) -> bool:
+    codec, refused = REPERTOIRES[syntax]
+    try:
+        value.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return refused is None or not refused.search(value)

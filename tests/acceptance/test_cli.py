@@ -146,3 +146,23 @@ def test_run_takes_dropped_files_and_stops_cleanly_on_sigterm(tmp_path: Path, da
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert '"event": "gateway stopped"' in stderr
+
+
+def test_edifact_parse_and_validate_commands(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    parsed = gateway(config, "edifact", "parse", "--json", str(COPARN_EXAMPLE))
+    assert parsed.returncode == 0
+    doc = json.loads(parsed.stdout)
+    [interchange] = doc["interchanges"]
+    assert interchange["header"]["reference"] == "20261124001" and interchange["header"]["sender"] == "ONEY"
+    assert interchange["segments"][0][:2] == ["UNB", ["UNOA", "2"]]
+    assert ["RFF", ["BN", "ONEYTYOA12345"]] in interchange["segments"]
+    assert gateway(config, "edifact", "validate", str(COPARN_EXAMPLE)).returncode == 0
+    bad = tmp_path / "bad.edi"
+    bad.write_bytes(COPARN_EXAMPLE.read_bytes().replace(b"MEA+AAE+G+KGM:24500'", b"MEA+AAE+G+KGM:24.5T'"))
+    checked = gateway(config, "edifact", "validate", str(bad))
+    assert checked.returncode == 1 and json.loads(checked.stdout.splitlines()[0])["code"] == "EDI-37"
+    ack = gateway(config, "edifact", "validate", "--contrl", "--reference", "ACK1", str(bad))
+    assert "UCI+20261124001+ONEY:ZZZ+JPTYOCY1:ZZZ+7'" in ack.stdout  # one of two messages accepted
+    assert "UCM+1+COPARN:D:95B:UN:SMDG16+4'" in ack.stdout and "UCD+37+4:2'" in ack.stdout
+    assert gateway(config, "edifact", "validate", "--version", "D00B", str(COPARN_EXAMPLE)).returncode == 1
