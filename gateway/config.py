@@ -63,6 +63,9 @@ class PartnerConfig(Section):
     # EDIFACT directories agreed with the partner (e.g. [D95B]); a message in another is refused with code 17.
     # Empty: any directory is accepted (validated where edifact/ has its definition).
     edifact_versions: list[str] = []
+    # acknowledgements the partner agreement asks for; routes on edifact.received (render: contrl) and
+    # edifact.application_error (render: aperak) decide where they go
+    acks: list[Literal["contrl", "aperak"]] = []
     # sha256 hex digests of the partner's API keys: `gateway hash-key` prints one
     api_key_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = []
 
@@ -119,7 +122,7 @@ class RouteWhen(Section):
 class RouteConfig(Section):
     on: str  # an event kind, see gateway/events.py
     when: RouteWhen = RouteWhen()
-    render: Literal["conpas"]
+    render: Literal["conpas", "contrl", "aperak"]
     to: FolderSink
     retry: RetryPolicy = RetryPolicy()
     enabled: bool = True

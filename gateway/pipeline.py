@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.canonical import MappedMessage
-from gateway.config import RouteConfig
+from gateway.config import PartnerConfig, RouteConfig
 from gateway.edifact import Interchange, validator
 from gateway.edifact import Message as EdifactMessage
 from gateway.edifact.envelope import first_error, read_all
@@ -29,7 +29,7 @@ from gateway.formats import sniff
 from gateway.mapping import MappingTable
 from gateway.mapping.engine import apply
 from gateway.model import Message, MessageStatus
-from gateway.store import messages
+from gateway.store import messages, outbox
 from gateway.store.canonical import CanonicalWriter
 
 log = structlog.get_logger("gateway.pipeline")
@@ -43,7 +43,7 @@ class Work:
     message: Message
     mappings: MappingTable
     routes: Mapping[str, RouteConfig]
-    agreements: Mapping[str, list[str]] = field(default_factory=dict)  # partner → agreed EDIFACT directories
+    partners: Mapping[str, PartnerConfig] = field(default_factory=dict)
     format: str | None = None
     interchanges: list[Interchange] = field(default_factory=list)
     messages: list[EdifactMessage] = field(default_factory=list)
@@ -77,7 +77,8 @@ def validate(work: Work) -> None:
         raise error
     if not work.messages:
         raise GatewayError("EDI-13", "the interchange holds no message", step="validate")
-    agreed = work.agreements.get(work.partner or "")
+    partner = work.partners.get(work.partner or "")
+    agreed = partner.edifact_versions if partner else None
     for msg in work.messages:
         problems = validator.validate(msg, agreed_versions=agreed)
         if problems:
@@ -122,9 +123,9 @@ class Pipeline:
         mappings: MappingTable,
         routes: Mapping[str, RouteConfig],
         steps: Sequence[tuple[str, Step, MessageStatus | None]] = STEPS,
-        agreements: Mapping[str, list[str]] | None = None,
+        partners: Mapping[str, PartnerConfig] | None = None,
     ) -> None:
-        self.agreements = dict(agreements or {})
+        self.partners = dict(partners or {})
         self.sessions = sessions
         self.mappings = mappings
         self.routes = routes
@@ -155,7 +156,7 @@ class Pipeline:
                 if msg is None:
                     return None
                 steps.extend(msg.steps)  # history of earlier attempts (reprocessing) stays
-                work = Work(session, msg, self.mappings, self.routes, self.agreements)
+                work = Work(session, msg, self.mappings, self.routes, self.partners)
                 for name, step, reached in self.steps:
                     current = name
                     try:
@@ -168,6 +169,7 @@ class Pipeline:
                     if reached is not None:
                         msg.status = reached.value
                 msg.steps = steps
+                self._acknowledge(session, msg, None)
             log.info("processed", status=msg.status, message_type=msg.message_type, messages=msg.message_count)
             return Outcome(message_id, msg.status, learned=learned)
         except GatewayError as exc:
@@ -184,11 +186,25 @@ class Pipeline:
             text = f"{type(exc).__name__}: {exc} at {traceback.extract_tb(exc.__traceback__)[-1].name}"
             return self._fail(message_id, GatewayError("INT-1", text, step=current), steps, learned)
 
+    def _acknowledge(self, session: Session, msg: Message, error: GatewayError | None) -> None:
+        """Events for the acknowledgements the partner agreement asks for, in the message's final transaction."""
+        partner = self.partners.get(msg.partner.code) if msg.partner else None
+        if partner is None or msg.format != "edifact" or not partner.acks:
+            return
+        facts = {"partner": msg.partner.code if msg.partner else None, "message_type": msg.message_type}
+        detail = {"error": error.as_dict()} if error else {}
+        if "contrl" in partner.acks:
+            outbox.emit(session, "edifact.received", self.routes, facts, message_id=msg.id, detail=detail)
+        if "aperak" in partner.acks and error is not None and error.step in ("map", "persist"):
+            outbox.emit(session, "edifact.application_error", self.routes, facts, message_id=msg.id, detail=detail)
+
     def _fail(
         self, message_id: int, error: GatewayError, steps: list[dict[str, Any]], learned: dict[str, Any]
     ) -> Outcome:
         steps = [*steps, messages.step_entry(error.step, "failed")]
         with self.sessions.begin() as session:
-            messages.record_failure(session, message_id, error, steps, learned)
+            msg = messages.record_failure(session, message_id, error, steps, learned)
+            if msg is not None:
+                self._acknowledge(session, msg, error)
         log.warning("failed", code=error.code, step=error.step, error=error.text, **error.position.as_dict())
         return Outcome(message_id, MessageStatus.FAILED.value, error, learned)

@@ -15,10 +15,10 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import RouteConfig
+from gateway.config import PartnerConfig, RouteConfig
 from gateway.model import Delivery, Message, MessageStatus, utcnow
 from gateway.outbound import retry
-from gateway.outbound.renderers import RenderError, renderer
+from gateway.outbound.renderers import RenderContext, RenderError, renderer
 from gateway.outbound.sinks import Sink, SinkError, make_sink
 from gateway.store import outbox
 
@@ -33,7 +33,9 @@ class Dispatcher:
         *,
         lease: timedelta = timedelta(minutes=5),
         rng: random.Random | None = None,
+        partners: Mapping[str, PartnerConfig] | None = None,
     ) -> None:
+        self.context = RenderContext(partners=dict(partners or {}))
         self.sessions = sessions
         self.routes = routes
         self.lease = lease
@@ -98,7 +100,7 @@ class Dispatcher:
                 return None
             if delivery.message_id is None:
                 try:
-                    rendered = renderer(route.render)(s, delivery)
+                    rendered = renderer(route.render)(s, delivery, self.context)
                 except RenderError as exc:
                     outbox.settle(
                         s, delivery, outcome="dead", started_at=utcnow(), error={"code": "OUT-1", "text": str(exc)}

@@ -94,11 +94,18 @@ class CanonicalWriter:
                 self.container(record, bookings, vessel_call, mapped)
 
     def event(self, kind: str, deal: Deal | None, detail: dict[str, Any], container: Container | None = None) -> Event:
-        ev = Event(deal=deal, kind=kind, message_id=self.message.id, container=container, detail=detail)
-        self.session.add(ev)
         self.session.flush()
+        ev = outbox.emit(
+            self.session,
+            kind,
+            self.routes,
+            self.facts(container),
+            message_id=self.message.id,
+            deal_id=deal.id if deal else None,
+            container_id=container.id if container else None,
+            detail=detail,
+        )
         self.events.append(ev)
-        outbox.enqueue(self.session, ev, self.routes, self.facts(container))
         return ev
 
     def facts(self, container: Container | None) -> dict[str, Any]:

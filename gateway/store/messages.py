@@ -120,11 +120,11 @@ def received_ids(session: Session, limit: int = 100) -> list[int]:
 
 def record_failure(
     session: Session, message_id: int, error: GatewayError, steps: Sequence[dict[str, Any]], learned: dict[str, Any]
-) -> None:
+) -> Message | None:
     """Mark a message failed with its coded error; the raw bytes are left exactly as received."""
     msg = session.get(Message, message_id, with_for_update=True)
     if msg is None:
-        return
+        return None
     for key, value in learned.items():
         setattr(msg, key, value)
     msg.status = MessageStatus.FAILED.value
@@ -133,6 +133,7 @@ def record_failure(
     msg.error_step = error.step
     msg.error_position = error.position.as_dict() or None
     msg.steps = list(steps)
+    return msg
 
 
 def reopen(session: Session, message_id: int) -> Message:

@@ -48,6 +48,25 @@ def enqueue(
     return created
 
 
+def emit(
+    session: Session,
+    kind: str,
+    routes: Mapping[str, RouteConfig],
+    facts: Mapping[str, Any],
+    *,
+    message_id: int | None,
+    deal_id: int | None = None,
+    container_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Event:
+    """Write an event and, in the same transaction, the deliveries of the routes it triggers."""
+    event = Event(kind=kind, message_id=message_id, deal_id=deal_id, container_id=container_id, detail=detail or {})
+    session.add(event)
+    session.flush()
+    enqueue(session, event, routes, facts)
+    return event
+
+
 def claim_due(
     session: Session,
     *,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from gateway.config import PartnerConfig
 from gateway.model import Delivery
 
 
@@ -22,11 +23,18 @@ class RenderError(Exception):
     """The payload cannot be produced (missing data, invalid against its schema): a permanent failure."""
 
 
-Renderer = Callable[[Session, Delivery], Rendered]
+@dataclass(frozen=True)
+class RenderContext:
+    """What a renderer may know beyond the database: the partner agreements of routes.yaml."""
+
+    partners: Mapping[str, PartnerConfig] = field(default_factory=dict)
+
+
+Renderer = Callable[[Session, Delivery, RenderContext], Rendered]
 
 
 def renderer(name: str) -> Renderer:
-    from gateway.outbound.renderers import conpas
+    from gateway.outbound.renderers import acks, conpas
 
-    known: dict[str, Renderer] = {"conpas": conpas.render}
+    known: dict[str, Renderer] = {"conpas": conpas.render, "contrl": acks.render_contrl, "aperak": acks.render_aperak}
     return known[name]

@@ -13,12 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.model import Container, Delivery, Form
-from gateway.outbound.renderers import Rendered, RenderError
+from gateway.outbound.renderers import RenderContext, Rendered, RenderError
 
 SCHEMA = "port-gateway/conpas-prenotification/1"
 
 
-def render(session: Session, delivery: Delivery) -> Rendered:
+def render(session: Session, delivery: Delivery, _context: RenderContext) -> Rendered:
     container = session.get(Container, delivery.container_id) if delivery.container_id else None
     if container is None or container.deal_id is None:
         raise RenderError("a CONPAS pre-notification needs a container on a deal")
