@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.edifact import writer
 from gateway.edifact.envelope import Interchange, Message
+from gateway.edifact.tokenizer import Repeated
 from gateway.edifact.syntax import REPERTOIRES, Delimiters
 from gateway.edifact.validator import Problem
 from gateway.errors import GatewayError
@@ -117,13 +118,22 @@ def build(
         reference,
     ]
     identifier = ["CONTRL", "4", "1", "UN"] if version == "4" else ["CONTRL", "D", "3", "UN"]
-    body = segments(interchange, reports)
+    unb, body = _plain(unb), [_plain(seg) for seg in segments(interchange, reports)]
     echoed = [v for seg in [unb, *body] for v in _strings(seg)]
     if not all(_fits(v, syntax_id) for v in echoed):
         # the partner's own ids or references fall outside its declared repertoire: answer in one that holds them
         syntax_id = "UNOC" if all(_fits(v, "UNOC") for v in echoed) else "UNOY"
         unb[1] = [syntax_id, "3" if version in ("1", "2") else version]
     return writer.interchange(unb, [(["UNH", "1", identifier], body)], delimiters or Delimiters())
+
+
+def _plain(value: Any) -> Any:
+    """Echoed partner values without syntax-4 repetitions (the acknowledgement may use other delimiters)."""
+    if isinstance(value, Repeated):
+        return _plain(value[0]) if value else ""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _strings(value: Any) -> list[str]:

@@ -171,7 +171,9 @@ class Tokenizer:
         if len(una) < 9 or len(set(used)) < len(used):
             raise syntax_error("12", f"the service string advice {una!r} is incomplete or repeats a character")
         d = Delimiters.from_una(una)
-        if any(c.isalnum() for c in (d.component, d.element, d.segment)):
+        if any(
+            c.isalnum() for c in (d.component, d.element, d.decimal, d.release or "", d.repetition or "", d.segment)
+        ):
             raise syntax_error("12", f"UNA service characters {una[3:]!r} must not be letters or digits")
         self.delimiters = d
         return d

@@ -38,3 +38,9 @@ def test_a_partner_value_outside_the_repertoire_is_still_acknowledged() -> None:
     raw = b"UNA:+.? 'UNB+UNOA:\xb9+A\xe9:ZZ+B:ZZ+940101:0950+1'UNH+1+X:D:95B:UN'UNT+2+1'UNZ+1+1'"
     lines = ack(raw)
     assert lines[1].startswith("UNB+UNOC:3+B:ZZ+A\xe9:ZZ+")  # answered in a repertoire that holds the id
+
+
+def test_repeated_partner_values_are_echoed_plainly() -> None:
+    # found by the fuzz run: a syntax-4 repetition inside the UNB sender, answered with syntax-3 delimiters
+    raw = b"UNA:+.?*'UNB+UNOC:4+APL*X+1STOP+20160315:1433+R1'UNH+1+X:D:95B:UN'UNT+2+1'UNZ+1+R1'"
+    assert "UCI+R1+APL+1STOP+7'" in ack(raw)

@@ -127,3 +127,9 @@ def test_a_release_character_before_an_ordinary_character_is_edi_21() -> None:
 
 def test_bare_messages_have_no_repertoire_to_check() -> None:
     assert segs("UNH+1+CUSCAR:D:95A:UN'FTX+AAA+++Ölfass'UNT+2+1'".encode("latin-1"))[1][4] == "Ölfass"
+
+
+def test_una_refuses_letters_and_digits_as_service_characters() -> None:
+    with pytest.raises(GatewayError) as info:
+        segs(b"UNA:+.?A'UNB+UNOA:3+A+B+1:1+1'UNZ+0+1'")
+    assert info.value.code == "EDI-12"
