@@ -98,6 +98,9 @@ class Message:
         return self.header.element(2, 2) + self.header.element(2, 3)
 
 
+_MESSAGE_ENDS = frozenset({"UNH", "UNZ", "UNB", "UNE"})
+
+
 class Reader:
     """Iterate over the messages of one payload; ``interchanges`` fills as the reader goes."""
 
@@ -112,6 +115,15 @@ class Reader:
     @classmethod
     def from_bytes(cls, raw: bytes, *, allow_bare: bool = False) -> Reader:
         return cls(Tokenizer.from_bytes(raw), allow_bare=allow_bare)
+
+    def _rest(self) -> Iterator[Segment]:
+        """The segments still to read, the pushed-back one first."""
+        if self._pushed is not None:
+            pushed, self._pushed = self._pushed, None
+            yield pushed
+        for seg in self.segments:
+            self._last = seg
+            yield seg
 
     def _next(self) -> Segment | None:
         if self._pushed is not None:
@@ -201,17 +213,22 @@ class Reader:
     def _message(self, unh: Segment, inter: Interchange, group: Segment | None) -> Message:
         self._count += 1
         msg = Message(self._count, inter, [unh], group, errors=list(unh.errors or []))
-        while True:
-            seg = self._next()
-            if seg is None or seg.tag in ("UNH", "UNZ", "UNB", "UNE"):
-                msg.errors.append(_error("13", f"message {msg.reference!r} has no UNT", seg or msg.segments[-1]))
-                if seg is not None:
-                    self._pushed = seg
+        segments, errors = msg.segments, msg.errors
+        ends = _MESSAGE_ENDS
+        for seg in self._rest():  # the hot loop: one iteration per segment of the message body
+            tag = seg.tag
+            if tag in ends:
+                errors.append(_error("13", f"message {msg.reference!r} has no UNT", seg))
+                self._pushed = seg
                 return msg
-            msg.segments.append(seg)
-            msg.errors.extend(seg.errors or [])
-            if seg.tag == "UNT":
+            segments.append(seg)
+            if seg.errors:
+                errors.extend(seg.errors)
+            if tag == "UNT":
                 break
+        else:
+            errors.append(_error("13", f"message {msg.reference!r} has no UNT", segments[-1]))
+            return msg
         unt = msg.segments[-1]
         if unt.element(1) != str(len(msg.segments)):
             msg.errors.append(

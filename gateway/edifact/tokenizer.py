@@ -83,46 +83,36 @@ class Tokenizer:
         if not buf.lstrip(_WHITESPACE).startswith(b"UNA"):
             d = self._sniff_level_b(buf, pos) or d
             self.delimiters = d
-        pattern = _segment_pattern(d.segment, d.release)
-        fast: _Fast | None = None  # the inline path's settings, rebuilt after each UNA and UNB
         tags: set[str] = set()
         while True:
-            m = pattern.match(buf, pos)
-            start = m.start(1) if m is not None else _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            # the slow part of the loop: a UNA, the end of the buffer, the end of the input
+            start = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
             if buf.startswith(b"UNA", start) or (len(buf) - start < 3 and b"UNA".startswith(buf[start:])):
                 if len(buf) - start < 9 and not eof:
                     buf, base, pos, eof = self._refill(buf, base, pos)
                     continue
                 if start < len(buf):
                     d = self._una(buf, start, base)
-                    pattern = _segment_pattern(d.segment, d.release)
-                    fast = None
                     pos = start + 9
                     continue
-            if m is None:
-                if not eof:
-                    buf, base, pos, eof = self._refill(buf, base, pos)
-                    continue
-                tail = buf[start:].strip(_WHITESPACE)
-                if tail:
-                    number += 1
-                    raise syntax_error(
-                        "13",
-                        f"the payload ends inside segment {number} without its terminator {d.segment!r}",
-                        segment_number=number,
-                        segment_tag=tail[:3].decode("latin-1"),
-                    )
-                return
-            raw = m.group(1)
-            pos = m.end()
-            if not raw:
-                continue  # an empty segment (two terminators in a row)
-            if d.segment == "\n" and raw.endswith(b"\r"):
-                raw = raw[:-1]
-            number += 1
-            segment = None
-            if fast is not None:  # the common case inline: no release or repetition character, no bad byte
-                codec, check, elem, comp, rel, rep = fast
+            pattern = _segment_pattern(d.segment, d.release)
+            before = pos
+            codec, check, elem, comp, rel, rep = self._fast_state(d)
+            newline_terminator = d.segment == "\n"
+            # the fast part: whole segments in this buffer, one regex match each
+            for m in pattern.finditer(buf, pos):
+                if m.start() != pos:
+                    break  # not contiguous: an incomplete segment lies at pos
+                raw = m.group(1)
+                if raw[:3] == b"UNA":
+                    break  # a new service string advice: the slow part reads it
+                start = m.start(1)
+                pos = m.end()
+                if not raw:
+                    continue  # an empty segment (two terminators in a row)
+                if newline_terminator and raw[-1:] == b"\r":
+                    raw = raw[:-1]
+                number += 1
                 try:
                     text = raw.decode(codec)
                 except UnicodeDecodeError:
@@ -141,14 +131,32 @@ class Tokenizer:
                             for p in parts[1:]
                         ]
                         segment = Segment(tag, elements, number, base + start, None, text)
-            if segment is None:
-                segment = self._segment(raw, number, base + start, d)
-            if segment.tag == "UNB":
-                self._start_interchange(segment)
-                fast = None
-            if fast is None:
-                fast = self._fast_state(self.delimiters)
-            yield segment
+                    else:
+                        segment = self._segment(raw, number, base + start, d)
+                else:
+                    segment = self._segment(raw, number, base + start, d)
+                if segment.tag == "UNB":
+                    self._start_interchange(segment)
+                    codec, check, elem, comp, rel, rep = self._fast_state(d)
+                yield segment
+            if pos != before:
+                continue  # segments were read: look again from where they ended
+            start = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            if buf.startswith(b"UNA", start):
+                continue
+            if not eof:
+                buf, base, pos, eof = self._refill(buf, base, pos)
+                continue
+            tail = buf[start:].strip(_WHITESPACE)
+            if tail:
+                number += 1
+                raise syntax_error(
+                    "13",
+                    f"the payload ends inside segment {number} without its terminator {d.segment!r}",
+                    segment_number=number,
+                    segment_tag=tail[:3].decode("latin-1"),
+                )
+            return
 
     def _fast_state(self, d: Delimiters) -> _Fast:
         check = _repertoire(self.syntax, d.service) if self.check_repertoire and self._known else None
