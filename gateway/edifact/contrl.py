@@ -13,8 +13,8 @@ from typing import Any
 
 from gateway.edifact import writer
 from gateway.edifact.envelope import Interchange, Message
-from gateway.edifact.tokenizer import Repeated
 from gateway.edifact.syntax import REPERTOIRES, Delimiters
+from gateway.edifact.tokenizer import Repeated
 from gateway.edifact.validator import Problem
 from gateway.errors import GatewayError
 

@@ -31,20 +31,54 @@ class Repeated(list[Element]):
 Value = Element | Repeated
 
 
-@dataclass(slots=True)
 class Segment:
-    tag: str
-    elements: list[Value]
-    number: int = 0  # 1-based ordinal in the payload; UNA is not a segment
-    offset: int = 0  # byte offset of the tag in the payload
-    errors: list[GatewayError] | None = None  # character problems; the segment is still read
-    raw: str | None = None  # the segment's text without terminator (None when it holds repetitions)
+    """One segment: its tag, its elements (pydifact's shape), where it stands and what was wrong with its characters.
+
+    The tokenizer's common path keeps only the text and splits it into elements when someone first asks:
+    validation works on the text, so a payload that is only validated is never split element by element.
+    """
+
+    __slots__ = ("_delimiters", "_elements", "errors", "number", "offset", "raw", "tag")
+
+    def __init__(
+        self,
+        tag: str,
+        elements: list[Value] | None,
+        number: int = 0,
+        offset: int = 0,
+        errors: list[GatewayError] | None = None,
+        raw: str | None = None,
+        delimiters: Delimiters | None = None,
+    ) -> None:
+        self.tag = tag
+        self._elements = elements
+        self.number = number  # 1-based ordinal in the payload; UNA is not a segment
+        self.offset = offset  # byte offset of the tag in the payload
+        self.errors = errors  # character problems; the segment is still read
+        self.raw = raw  # the segment's text without terminator (None when it holds repetitions)
+        self._delimiters = delimiters  # to split raw on demand
+
+    @property
+    def elements(self) -> list[Value]:
+        if self._elements is None:
+            assert self.raw is not None and self._delimiters is not None
+            d = self._delimiters
+            if d.release and d.release in self.raw:
+                self._elements = _split_escaped(self.raw, d)[0][1:]
+            else:
+                elem, comp = d.element, d.component
+                self._elements = [
+                    (_composite(p.split(comp)) if p.endswith(comp) else p.split(comp)) if comp in p else p
+                    for p in self.raw.split(elem)[1:]
+                ]
+        return self._elements
 
     def element(self, index: int, component: int = 1) -> str:
         """Element ``index``, component ``component`` (both 1-based); "" when absent."""
-        if index < 1 or index > len(self.elements):
+        elements = self.elements
+        if index < 1 or index > len(elements):
             return ""
-        value = self.elements[index - 1]
+        value = elements[index - 1]
         if isinstance(value, Repeated):
             value = value[0] if value else ""
         if isinstance(value, str):
@@ -54,6 +88,17 @@ class Segment:
     def as_list(self) -> list[object]:
         """``[tag, element, ...]`` as `gateway edifact parse --json` prints it."""
         return [self.tag, *self.elements]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Segment):
+            return NotImplemented
+        return (self.tag, self.elements, self.number) == (other.tag, other.elements, other.number)
+
+    def __hash__(self) -> int:
+        return hash((self.tag, self.number))
+
+    def __repr__(self) -> str:
+        return f"Segment({self.tag!r}, {self.elements!r}, number={self.number})"
 
 
 @dataclass
@@ -98,6 +143,8 @@ class Tokenizer:
             pattern = _segment_pattern(d.segment, d.release)
             before = pos
             codec, check, elem, comp, rel, rep = self._fast_state(d)
+            separators = ("", elem)  # what may follow a tag: nothing, or the first element
+            bad_release = _bad_release_pattern(rel)
             newline_terminator = d.segment == "\n"
             # the fast part: whole segments in this buffer, one regex match each
             for m in pattern.finditer(buf, pos):
@@ -119,25 +166,20 @@ class Tokenizer:
                     text = ""
                 if (
                     text
-                    and (not rel or rel not in text)
                     and (not rep or rep not in text)
                     and (check is None or not check.search(text))
+                    and (not rel or rel not in text or not bad_release.search(text))
                 ):
-                    parts = text.split(elem)
-                    tag = parts[0]
-                    if tag in tags or _is_tag(tag, tags):
-                        elements: list[Value] = [
-                            (_composite(p.split(comp)) if p.endswith(comp) else p.split(comp)) if comp in p else p
-                            for p in parts[1:]
-                        ]
-                        segment = Segment(tag, elements, number, base + start, None, text)
+                    tag = text[:3]
+                    if (tag in tags or _is_tag(tag, tags)) and text[3:4] in separators:
+                        segment = Segment(tag, None, number, base + start, None, text, d)
                     else:
                         segment = self._segment(raw, number, base + start, d)
                 else:
                     segment = self._segment(raw, number, base + start, d)
                 if segment.tag == "UNB":
                     self._start_interchange(segment)
-                    codec, check, elem, comp, rel, rep = self._fast_state(d)
+                    codec, check = self._fast_state(d)[:2]
                 yield segment
             if pos != before:
                 continue  # segments were read: look again from where they ended
@@ -280,6 +322,13 @@ def _segment_pattern(terminator: str, release: str | None) -> re.Pattern[bytes]:
     else:
         body = b"[^" + t + b"]*"
     return re.compile(b"[ \t\r\n]*(" + body + b")" + t, re.S)
+
+
+@functools.cache
+def _bad_release_pattern(release: str) -> re.Pattern[str]:
+    """A release character (not itself released) before a letter or digit: ISO 9735 forbids it."""
+    r = re.escape(release or "?")
+    return re.compile(f"(?:^|[^{r}])(?:{r}{r})*{r}[A-Za-z0-9]")
 
 
 @functools.cache
