@@ -142,7 +142,7 @@ class Tokenizer:
                     continue
             pattern = _segment_pattern(d.segment, d.release)
             before = pos
-            codec, check, elem, comp, rel, rep = self._fast_state(d)
+            codec, check, elem, _comp, rel, rep = self._fast_state(d)
             separators = ("", elem)  # what may follow a tag: nothing, or the first element
             bad_release = _bad_release_pattern(rel)
             newline_terminator = d.segment == "\n"
