@@ -8,6 +8,7 @@ complete when its ``end`` is set. A structure the reader cannot follow at all ra
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -37,23 +38,23 @@ class Interchange:
     group_count: int = 0
     errors: list[GatewayError] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def syntax(self) -> str:
         return self.header.element(1, 1)
 
-    @property
+    @functools.cached_property
     def syntax_version(self) -> str:
         return self.header.element(1, 2)
 
-    @property
+    @functools.cached_property
     def sender(self) -> str:
         return self.header.element(2, 1)
 
-    @property
+    @functools.cached_property
     def recipient(self) -> str:
         return self.header.element(3, 1)
 
-    @property
+    @functools.cached_property
     def reference(self) -> str:
         return self.header.element(5, 1)
 
@@ -80,19 +81,19 @@ class Message:
     group: Segment | None = None  # the UNG when the message sits in a functional group
     errors: list[GatewayError] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def header(self) -> Segment:
         return self.segments[0]
 
-    @property
+    @functools.cached_property
     def reference(self) -> str:
         return self.header.element(1)
 
-    @property
+    @functools.cached_property
     def type(self) -> str:
         return self.header.element(2, 1)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """The directory, e.g. ``D95B`` (version ``D`` + release ``95B``)."""
         return self.header.element(2, 2) + self.header.element(2, 3)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.edifact.definitions import Definitions, ElementDef, Entry, MessageDef, SegmentDef, load
 from gateway.edifact.envelope import Message
@@ -187,6 +188,7 @@ def _fast_pattern(definition: SegmentDef, d: Delimiters) -> re.Pattern[str]:
 
 _FAST: dict[tuple[str, int, str, str, str], re.Pattern[str]] = {}
 Checker = tuple[SegmentDef, re.Pattern[str]] | None
+_UNSEEN: Any = object()
 _CHECKERS: dict[tuple[int, str, str, Delimiters], dict[str, Checker]] = {}
 
 
@@ -294,9 +296,8 @@ def validate(
     version = msg.version
     checkers = _checkers(defs, version, syntax_version, delimiters)
     for position, seg in enumerate(msg.segments, start=1):
-        if seg.tag in checkers:
-            checker = checkers[seg.tag]
-        else:
+        checker = checkers.get(seg.tag, _UNSEEN)
+        if checker is _UNSEEN:
             seg_def = defs.segment(version, seg.tag, syntax_version)
             checker = checkers[seg.tag] = (seg_def, _fast_pattern(seg_def, delimiters)) if seg_def else None
         if checker is None:
