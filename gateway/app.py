@@ -22,10 +22,10 @@ from gateway.channels.folder import FolderPoller, Taken
 from gateway.config import GatewayConfig
 from gateway.edifact import sender_id
 from gateway.mapping import MappingTable
-from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
+from gateway.model import Message, MessageStatus, utcnow
 from gateway.outbound.dispatcher import Dispatcher
 from gateway.pipeline import Outcome, Pipeline
-from gateway.store import db, messages
+from gateway.store import db, messages, outbox
 from gateway.store.messages import MessageStore
 
 log = structlog.get_logger("gateway")
@@ -112,7 +112,11 @@ class Gateway:
 
     def _take(self, raw: bytes, **kwargs: Any) -> Taken:
         result = self.accept(raw, **kwargs)
-        return Taken(result.status, result.message_ids[0])
+        message_id = result.message_ids[0]
+        with self.sessions() as s:
+            row = s.get_one(Message, message_id)
+            original = s.get_one(Message, row.duplicate_of_id) if row.duplicate_of_id else row
+            return Taken(result.status, message_id, original.status)
 
     def process_received(self, limit: int = 100) -> int:
         """Process messages left ``received`` (by a crash between store and process); returns how many."""
@@ -129,12 +133,7 @@ class Gateway:
             return False
         with self.sessions() as s:
             received = s.scalar(select(func.count()).where(Message.status == MessageStatus.RECEIVED.value))
-            due = s.scalar(
-                select(func.count()).where(
-                    Delivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value]),
-                    Delivery.next_attempt_at <= utcnow(),
-                )
-            )
+            due = s.scalar(select(func.count()).where(outbox.due_filter(utcnow(), self.dispatcher.disabled_routes)))
         return not received and not due
 
     def run(self, stop: threading.Event, *, until_idle: bool = False, http: bool | None = None) -> None:

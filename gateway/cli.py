@@ -61,7 +61,13 @@ def _config_failure(exc: ConfigError) -> NoReturn:
     show_default=True,
     help="the deployment file (env GATEWAY_CONFIG)",
 )
-@click.option("--log-level", default="INFO", show_default=True, envvar="GATEWAY_LOG_LEVEL")
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    envvar="GATEWAY_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @click.option("--log-json/--log-console", default=None, help="log format (default: JSON unless stderr is a terminal)")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path, log_level: str, log_json: bool | None) -> None:
@@ -94,7 +100,9 @@ def _print_summary(gw: Any) -> None:
     with gw.sessions() as s:
         counts = messages.counts_by_status(s)
     click.echo(f"messages by status: {json.dumps(counts, sort_keys=True)}")
-    click.echo(f"database: {gw.config.database_url}")
+    from sqlalchemy.engine import make_url
+
+    click.echo(f"database: {make_url(gw.config.database_url).render_as_string(hide_password=True)}")
     for name, route in gw.config.routes.items():
         files = sorted(route.to.path.glob("*")) if route.to.path.is_dir() else []
         click.echo(f"route {name}: {len(files)} file(s) in {route.to.path}")
@@ -320,6 +328,17 @@ def edifact_parse(file: Any, as_json: bool) -> None:
         sys.exit(EXIT_REJECTED)
 
 
+@edifact_group.command("check-definitions")
+def edifact_check_definitions() -> None:
+    """Check that the message definitions in edifact/ are internally consistent; exit 2 when not."""
+    from gateway.edifact import definitions
+
+    defs = definitions.load()
+    if defs.problems:
+        _config_failure(ConfigError(defs.problems))
+    click.echo(f"{len(defs.messages)} message definitions in {len(defs.segments)} directories: consistent")
+
+
 @edifact_group.command("validate")
 @click.argument("file", type=click.File("rb"))
 @click.option("--contrl", is_flag=True, help="print the CONTRL acknowledgement instead of the errors")
@@ -341,7 +360,7 @@ def edifact_validate(file: Any, contrl: bool, reference: str | None, versions: t
     errors = [e.as_dict() for i in reader.interchanges for e in i.errors]
     for report in reports:
         errors += [e.as_dict() for e in report.envelope_errors]
-        errors += [p.as_error(report.message.number).as_dict() for p in report.problems]
+        errors += [p.as_error(report.message.number).as_dict() for p in report.found]
     if contrl:
         now = datetime.now()
         for inter in reader.interchanges:

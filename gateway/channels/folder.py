@@ -3,7 +3,8 @@
 A file is taken once its size and mtime have held still for ``settle`` seconds (a writer may still be busy),
 stored and committed, processed, and only then moved: to ``archive`` when it was processed or is a duplicate,
 to ``failed`` when it was rejected. A crash before the move leaves the file in place; taking it again finds
-the stored copy and records a duplicate, so nothing is lost and nothing is processed twice.
+the stored copy and records a duplicate, so nothing is lost and nothing is processed twice. Where the file goes
+follows the stored original's status, so a resent copy of a rejected file goes to ``failed`` too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = structlog.get_logger("gateway.channel.folder")
 class Taken:
     status: str  # accepted | rejected | duplicate
     message_id: int
+    outcome: str  # the stored (original's) status: done, failed, or received when not processed yet
 
 
 Accept = Callable[..., Taken]
@@ -48,8 +50,11 @@ class FolderPoller:
                 continue
             present.add(path)
             if self._settled(path, now):
-                self.take(path)
-                taken += 1
+                try:
+                    self.take(path)
+                    taken += 1
+                except Exception:  # one unreadable or unmovable file must not hold up the others
+                    log.error("file not taken", file=path.name, exc_info=True)
         self._seen = {p: v for p, v in self._seen.items() if p in present and p.exists()}
         return taken
 
@@ -77,7 +82,10 @@ class FolderPoller:
         result = self.accept(
             raw, channel=self.name, partner=self.config.partner, filename=path.name, headers={"path": str(path)}
         )
-        target_dir = self.config.failed if result.status == "rejected" else self.config.archive
+        if result.outcome == "received":  # stored, but another worker has it (or the database blinked): next poll
+            log.info("file stored, waiting for its processing", file=path.name, message_id=result.message_id)
+            return result
+        target_dir = self.config.failed if result.outcome == "failed" else self.config.archive
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{result.message_id}_{path.name}"
         shutil.move(path, target)  # a rename when on the same file system

@@ -25,7 +25,7 @@ NO_AGREEMENT = "17"  # a message-level answer (UCM), not a segment's
 @dataclass
 class MessageReport:
     message: Message
-    problems: Sequence[Problem]  # structure and element problems (validator)
+    problems: Sequence[Problem] | None  # structure and element problems; None: no definition to validate by
 
     @property
     def envelope_errors(self) -> list[GatewayError]:
@@ -34,6 +34,10 @@ class MessageReport:
     @property
     def rejected(self) -> bool:
         return bool(self.problems or self.message.errors)
+
+    @property
+    def found(self) -> Sequence[Problem]:
+        return self.problems or []
 
 
 def _code(error: GatewayError) -> str:
@@ -78,11 +82,11 @@ def segments(interchange: Interchange, reports: Sequence[MessageReport]) -> list
         identifier = unh.elements[1] if len(unh.elements) > 1 else ""
         ucm: list[object] = ["UCM", report.message.reference, identifier, REJECTED]
         message_level = [_code(e) for e in report.envelope_errors if not _inside(e, report.message)]
-        message_level += [p.code for p in report.problems if p.code == NO_AGREEMENT]
+        message_level += [p.code for p in report.found if p.code == NO_AGREEMENT]
         if message_level:
             ucm.append(message_level[0])
         body.append(ucm)
-        detail = [p for p in report.problems if p.code != NO_AGREEMENT] + _as_problems(report)
+        detail = [p for p in report.found if p.code != NO_AGREEMENT] + _as_problems(report)
         for problem in sorted(detail, key=lambda p: p.message_position):
             if problem.element is None:
                 body.append(["UCS", str(problem.message_position), problem.code])

@@ -106,6 +106,7 @@ class Reader:
     """Iterate over the messages of one payload; ``interchanges`` fills as the reader goes."""
 
     def __init__(self, segments: Iterable[Segment], *, allow_bare: bool = False) -> None:
+        self.tokenizer = segments if isinstance(segments, Tokenizer) else None  # its delimiters follow each UNA
         self.segments = iter(segments)
         self.allow_bare = allow_bare
         self.interchanges: list[Interchange] = []
@@ -148,7 +149,7 @@ class Reader:
                 raise _error("33", f"{seg.tag} stands outside any interchange (expected UNB)", seg)
 
     def _bare(self) -> Iterator[Message]:
-        tokenizer = self.segments if isinstance(self.segments, Tokenizer) else None
+        tokenizer = self.tokenizer
         unb = Segment("UNB", [["UNOA", "3"], "", "", ["", ""], ""], 0, 0)
         inter = Interchange(unb, tokenizer.delimiters if tokenizer else Delimiters())
         self.interchanges.append(inter)
@@ -158,7 +159,7 @@ class Reader:
             raise _error("33", f"{unh.tag} follows bare messages", unh)
 
     def _interchange(self, unb: Segment) -> Iterator[Message]:
-        delimiters = self.segments.delimiters if isinstance(self.segments, Tokenizer) else Delimiters()
+        delimiters = self.tokenizer.delimiters if self.tokenizer else Delimiters()
         inter = Interchange(unb, delimiters, errors=list(unb.errors or []))
         self.interchanges.append(inter)
         group: Segment | None = None

@@ -49,5 +49,5 @@ def parse_json(stream: BinaryIO) -> Iterator[str]:
 def validation(stream: BinaryIO, agreed_versions: Collection[str] | None = None) -> tuple[Reader, list[MessageReport]]:
     """Read and validate every message; the reader keeps the interchanges (with their envelope errors)."""
     reader = Reader(Tokenizer(stream), allow_bare=True)
-    reports = [MessageReport(m, validate(m, agreed_versions=agreed_versions) or []) for m in reader]
+    reports = [MessageReport(m, validate(m, agreed_versions=agreed_versions)) for m in reader]
     return reader, reports

@@ -25,7 +25,8 @@ from gateway.edifact.syntax import Delimiters
 from gateway.edifact.tokenizer import Repeated, Segment
 from gateway.errors import GatewayError, Position
 
-_NUMERIC = re.compile(r"^-?(\d+([.,]\d*)?|[.,]\d+)$")
+_NUMERIC = re.compile(r"^-?([0-9]+([.,][0-9]*)?|[.,][0-9]+)$")  # ASCII digits only (\d admits others)
+_DIGITS = frozenset("0123456789")
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,13 @@ def _value_problem(value: str, spec: ElementDef) -> tuple[str, str] | None:
     if spec.kind == "n":
         if not _NUMERIC.match(value):
             return "37", f"{value!r} is not numeric ({spec.id})"
-        digits = sum(ch.isdigit() for ch in value)
+        digits = sum(ch in _DIGITS for ch in value)
         if digits > spec.max_length:
             return "39", f"{spec.id} is at most {spec.max_length} digits, got {digits}"
         return None
     if len(value) > spec.max_length:
         return "39", f"{spec.id} is at most {spec.max_length} characters, got {len(value)}"
-    if spec.kind == "a" and any(ch.isdigit() for ch in value):
+    if spec.kind == "a" and any(ch in _DIGITS for ch in value):
         return "37", f"{value!r} holds digits but {spec.id} is alphabetic"
     return None
 
@@ -151,9 +152,11 @@ def _fast_pattern(definition: SegmentDef, d: Delimiters) -> re.Pattern[str]:
     def simple(spec: ElementDef, may_be_empty: bool) -> str:
         low = "0" if (may_be_empty or not spec.mandatory) else "1"
         if spec.kind == "n":
-            digits = f"\\d{{{low},{spec.max_length}}}"
-            decimal = f"(?=[\\d.,]{{2,{spec.max_length + 1}}}(?:[{re.escape(d.element + d.component)}]|$))\\d*[.,]\\d*"
-            return f"(?:(?:-(?=[\\d.,]))?(?:{decimal}|{digits}))"
+            digits = f"[0-9]{{{low},{spec.max_length}}}"
+            decimal = (
+                f"(?=[0-9.,]{{2,{spec.max_length + 1}}}(?:[{re.escape(d.element + d.component)}]|$))[0-9]*[.,][0-9]*"
+            )
+            return f"(?:(?:-(?=[0-9.,]))?(?:{decimal}|{digits}))"
         letters = f"(?:[^{separators}0-9]{escaped})" if spec.kind == "a" else value
         return f"{letters}{{{low},{spec.max_length}}}"
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import PartnerConfig, RouteConfig
-from gateway.model import Delivery, Message, MessageStatus, utcnow
+from gateway.config import PartnerConfig, RetryPolicy, RouteConfig
+from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
 from gateway.outbound import retry
 from gateway.outbound.renderers import RenderContext, RenderError, renderer
 from gateway.outbound.sinks import Sink, SinkError, make_sink
@@ -41,16 +41,17 @@ class Dispatcher:
         self.lease = lease
         self.rng = rng or random.Random()
         self.sinks: dict[str, Sink] = {name: make_sink(r.to) for name, r in routes.items()}
-        # a disabled route keeps its queued deliveries waiting; they go when it is enabled again
-        self.enabled_routes = [name for name, r in routes.items() if r.enabled]
+        # a disabled route keeps its queued deliveries waiting; they go when it is enabled again. A route removed
+        # from routes.yaml is claimed like any other, and its deliveries die with OUT-1.
+        self.disabled_routes = [name for name, r in routes.items() if not r.enabled]
 
     def run_once(self, limit: int = 100) -> int:
         """Deliver what is due now; returns how many deliveries were attempted."""
         with self.sessions.begin() as s:
-            ids = outbox.claim_due(s, limit=limit, lease=self.lease, routes=self.enabled_routes)
-        for delivery_id in ids:
-            self.deliver(delivery_id)
-        return len(ids)
+            claims = outbox.claim_due(s, limit=limit, lease=self.lease, exclude_routes=self.disabled_routes)
+        for delivery_id, token in claims:
+            self.deliver(delivery_id, token)
+        return len(claims)
 
     def drain(self, limit: int = 100) -> int:
         """Deliver until nothing is due (used by `gateway ingest` and tests)."""
@@ -59,10 +60,15 @@ class Dispatcher:
             total += n
         return total
 
-    def deliver(self, delivery_id: int) -> None:
+    def deliver(self, delivery_id: int, token: datetime) -> None:
+        """Send one claimed delivery; ``token`` is its claim (``locked_until``), checked before each step.
+
+        If the lease ran out and another dispatcher took the delivery over, this one stops: nothing is sent or
+        settled twice by two dispatchers.
+        """
         started = utcnow()
         with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
-            prepared = self._prepare(delivery_id)
+            prepared = self._prepare(delivery_id, token)
             if prepared is None:
                 return
             route_name, payload, name, key, message_id = prepared
@@ -70,24 +76,29 @@ class Dispatcher:
                 try:
                     self.sinks[route_name].send(payload, name=name, idempotency_key=key)
                 except SinkError as exc:
-                    self._failed(delivery_id, started, {"code": "OUT-2", "text": str(exc)}, retryable=exc.retryable)
+                    error = {"code": "OUT-2", "text": str(exc)}
+                    self._failed(delivery_id, token, started, error, retryable=exc.retryable)
                     return
                 except Exception as exc:  # a sink bug: record the attempt and let the policy retry it
                     log.error("sink error", exc_info=True)
-                    self._failed(
-                        delivery_id, started, {"code": "OUT-2", "text": f"{type(exc).__name__}: {exc}"}, retryable=True
-                    )
+                    error = {"code": "OUT-2", "text": f"{type(exc).__name__}: {exc}"}
+                    self._failed(delivery_id, token, started, error, retryable=True)
                     return
                 with self.sessions.begin() as s:
-                    delivery = s.get_one(Delivery, delivery_id)
+                    delivery = _held(s, delivery_id, token)
+                    if delivery is None:
+                        log.warning("lease lost while sending; the other dispatcher settles it")
+                        return
                     outbox.settle(s, delivery, outcome="ok", started_at=started)
                     s.get_one(Message, message_id).status = MessageStatus.SENT.value
                 log.info("delivered", file=name, attempt=delivery.attempts)
 
-    def _prepare(self, delivery_id: int) -> tuple[str, bytes, str, str, int] | None:
-        """Render (once) and commit the outbound payload; None when the delivery is already settled dead."""
+    def _prepare(self, delivery_id: int, token: datetime) -> tuple[str, bytes, str, str, int] | None:
+        """Render (once) and commit the outbound payload; None when there is nothing (more) to send."""
         with self.sessions.begin() as s:
-            delivery = s.get_one(Delivery, delivery_id)
+            delivery = _held(s, delivery_id, token)
+            if delivery is None:
+                return None  # settled meanwhile, or taken over by another dispatcher after our lease ran out
             route = self.routes.get(delivery.route)
             if route is None:
                 outbox.settle(
@@ -101,11 +112,14 @@ class Dispatcher:
             if delivery.message_id is None:
                 try:
                     rendered = renderer(route.render)(s, delivery, self.context)
-                except RenderError as exc:
+                except Exception as exc:  # RenderError, or a renderer bug: either way this payload cannot be made
+                    text = str(exc) if isinstance(exc, RenderError) else f"renderer error {type(exc).__name__}: {exc}"
+                    if not isinstance(exc, RenderError):
+                        log.error("renderer error", exc_info=True)
                     outbox.settle(
-                        s, delivery, outcome="dead", started_at=utcnow(), error={"code": "OUT-1", "text": str(exc)}
+                        s, delivery, outcome="dead", started_at=utcnow(), error={"code": "OUT-1", "text": text}
                     )
-                    log.warning("render failed", error=str(exc))
+                    log.warning("render failed", error=text)
                     return None
                 msg = Message(
                     direction="out",
@@ -132,10 +146,15 @@ class Dispatcher:
                 msg.id,
             )
 
-    def _failed(self, delivery_id: int, started: Any, error: dict[str, Any], *, retryable: bool) -> None:
+    def _failed(
+        self, delivery_id: int, token: datetime, started: datetime, error: dict[str, Any], *, retryable: bool
+    ) -> None:
         with self.sessions.begin() as s:
-            delivery = s.get_one(Delivery, delivery_id)
-            policy = self.routes[delivery.route].retry
+            delivery = _held(s, delivery_id, token)
+            if delivery is None:
+                return
+            route = self.routes.get(delivery.route)
+            policy = route.retry if route else RetryPolicy(max_attempts=1)
             when = None
             if retryable:
                 first = delivery.attempt_log[0].started_at if delivery.attempt_log else started
@@ -143,3 +162,11 @@ class Dispatcher:
             outcome = "retry" if when else "dead"
             outbox.settle(s, delivery, outcome=outcome, started_at=started, error=error, next_attempt_at=when)
             log.warning("delivery failed", outcome=outcome, attempt=delivery.attempts, error=error["text"])
+
+
+def _held(session: Session, delivery_id: int, token: datetime) -> Delivery | None:
+    """The delivery, locked, if this claim still holds it."""
+    delivery = session.get(Delivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != DeliveryStatus.SENDING.value or delivery.locked_until != token:
+        return None
+    return delivery

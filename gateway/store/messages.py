@@ -41,6 +41,11 @@ def sync_partners(
     ``channels`` maps channel name → the partner it is dedicated to (None when shared).
     """
     existing = {p.code: p for p in session.scalars(select(Partner))}
+    for code, row in existing.items():
+        if code not in partners:  # removed from routes.yaml: kept for its messages, but no key opens the API
+            row.api_key_hashes = []
+            row.edifact_ids = []
+            row.channels = []
     for code, cfg in partners.items():
         row = existing.get(code) or Partner(code=code)
         row.name = cfg.name

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.config import RouteConfig
@@ -73,16 +73,15 @@ def claim_due(
     limit: int,
     lease: timedelta,
     now: datetime | None = None,
-    routes: Sequence[str] | None = None,
-) -> list[int]:
-    """Take up to ``limit`` due deliveries (pending and due, or sending with an expired lease) of ``routes``."""
+    exclude_routes: Sequence[str] = (),
+) -> list[tuple[int, datetime]]:
+    """Take up to ``limit`` due deliveries (pending and due, or sending with an expired lease).
+
+    Returns (id, token) pairs: the token is the new ``locked_until``, which the claimant checks before it sends
+    or settles, so a dispatcher whose lease ran out cannot settle what another one has taken over.
+    """
     now = now or utcnow()
-    due = or_(
-        (Delivery.status == DeliveryStatus.PENDING.value) & (Delivery.next_attempt_at <= now),
-        (Delivery.status == DeliveryStatus.SENDING.value) & (Delivery.locked_until < now),
-    )
-    if routes is not None:
-        due = due & Delivery.route.in_(routes)
+    due = due_filter(now, exclude_routes)
     rows = list(
         session.scalars(
             select(Delivery)
@@ -92,10 +91,23 @@ def claim_due(
             .with_for_update(skip_locked=True)
         )
     )
+    token = now + lease
     for d in rows:
         d.status = DeliveryStatus.SENDING.value
-        d.locked_until = now + lease
-    return [d.id for d in rows]
+        d.locked_until = token
+    session.flush()
+    return [(d.id, d.locked_until) for d in rows if d.locked_until is not None]
+
+
+def due_filter(now: datetime, exclude_routes: Sequence[str] = ()) -> ColumnElement[bool]:
+    """Deliveries a dispatcher should take now: pending and due, or sending under an expired lease."""
+    due = or_(
+        (Delivery.status == DeliveryStatus.PENDING.value) & (Delivery.next_attempt_at <= now),
+        (Delivery.status == DeliveryStatus.SENDING.value) & (Delivery.locked_until < now),
+    )
+    if exclude_routes:
+        due = due & Delivery.route.not_in(exclude_routes)
+    return due
 
 
 def settle(

@@ -6,11 +6,11 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from gateway.app import Gateway
 from gateway.model import Delivery, DeliveryAttempt, Message, utcnow
-from gateway.outbound.dispatcher import Dispatcher
 from gateway.outbound.sinks import SinkError
 
 
@@ -107,24 +107,45 @@ def test_exhausted_retries_and_permanent_failures_go_dead_keeping_the_payload(ga
 def test_an_expired_lease_is_reclaimed_and_resent_under_the_same_key(
     gateway: Gateway, coparn: bytes, tmp_path: Path
 ) -> None:
-    """A dispatcher that died mid-send leaves its claim; after the lease another sends the same file again."""
+    """A dispatcher that died after sending leaves its claim; after the lease another sends the same file again."""
+    from gateway.store import outbox
+
     gateway.accept(coparn, channel="drops")
-    dead_one = Dispatcher(gateway.sessions, gateway.config.routes, lease=timedelta(seconds=-1))
     with gateway.sessions.begin() as s:
-        from gateway.store import outbox
-
-        claimed = outbox.claim_due(s, limit=10, lease=timedelta(seconds=-1))  # claimed, then "crashed"
-    assert len(claimed) == 3
-    assert dead_one.run_once() == 3  # leases expired: taken again
-    files = list((tmp_path / "outbox" / "conpas").glob("*.json"))
-    assert len(files) == 3
+        [(first_id, token), *_] = outbox.claim_due(s, limit=10, lease=timedelta(seconds=-1))
+    prepared = gateway.dispatcher._prepare(first_id, token)  # rendered and sent, then the process died
+    assert prepared is not None
+    _, payload, name, key, _ = prepared
+    gateway.dispatcher.sinks["conpas-prenotice"].send(payload, name=name, idempotency_key=key)
+    assert gateway.dispatcher.run_once() == 3  # leases expired: all three taken again
+    files = sorted((tmp_path / "outbox" / "conpas").glob("*.json"))
+    assert len(files) == 3 and name in {f.name for f in files}  # the resend replaced the same file
     with gateway.sessions() as s:
-        assert {d.status for d in s.scalars(select(Delivery))} == {"done"}
+        first = s.get_one(Delivery, first_id)
+        assert (first.status, first.idempotency_key, first.attempts) == ("done", key, 1)
 
 
-def test_route_conditions_see_the_message_type_and_disabled_routes_wait(
-    tmp_path: Path, database_url: str, coparn: bytes
-) -> None:
+def test_a_dispatcher_whose_lease_was_taken_over_neither_sends_nor_settles(gateway: Gateway, coparn: bytes) -> None:
+    from gateway.store import outbox
+
+    gateway.accept(coparn, channel="drops")
+    with gateway.sessions.begin() as s:
+        [(delivery_id, old_token), *_] = outbox.claim_due(s, limit=10, lease=timedelta(seconds=-1))
+    with gateway.sessions.begin() as s:  # a second dispatcher takes it over after the lease ran out
+        taken = dict(outbox.claim_due(s, limit=10, lease=timedelta(minutes=5)))
+    assert delivery_id in taken and taken[delivery_id] != old_token
+    sink = Flaky(failures=0)
+    gateway.dispatcher.sinks["conpas-prenotice"] = sink
+    gateway.dispatcher.deliver(delivery_id, old_token)  # the first one wakes up
+    assert sink.sent == []
+    with gateway.sessions() as s:
+        d = s.get_one(Delivery, delivery_id)
+        assert (d.status, d.attempts) == ("sending", 0)
+    gateway.dispatcher.deliver(delivery_id, taken[delivery_id])
+    assert len(sink.sent) == 1
+
+
+def test_route_conditions_see_the_message_type(tmp_path: Path, database_url: str, coparn: bytes) -> None:
     from gateway import config as config_mod
     from tests.conftest import write_config
 
@@ -141,12 +162,6 @@ def test_route_conditions_see_the_message_type_and_disabled_routes_wait(
             "render": "conpas",
             "to": {"type": "folder", "path": "out/coparn"},
         },
-        "paused": {
-            "on": "container.announced",
-            "render": "conpas",
-            "to": {"type": "folder", "path": "out/paused"},
-            "enabled": False,
-        },
     }
     gw = Gateway(config_mod.load(write_config(tmp_path, database_url, routes=routes)))
     try:
@@ -154,10 +169,51 @@ def test_route_conditions_see_the_message_type_and_disabled_routes_wait(
         gw.dispatcher.drain()
         with gw.sessions() as s:
             by_route = {r: n for r, n in s.execute(select(Delivery.route, func.count()).group_by(Delivery.route))}
-        assert by_route == {"only-coparn-full": 2}  # not CODECO, not the empty box; disabled routes queue nothing
+        assert by_route == {"only-coparn-full": 2}  # not CODECO, not the empty box
         assert len(list((tmp_path / "out" / "coparn").glob("*.json"))) == 2
     finally:
         gw.close()
+
+
+def test_a_disabled_route_waits_and_a_removed_one_dies(tmp_path: Path, database_url: str, coparn: bytes) -> None:
+    from gateway import config as config_mod
+    from tests.conftest import write_config
+
+    route = {"on": "container.announced", "render": "conpas", "to": {"type": "folder", "path": "out"}}
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url, routes={"a": route, "b": route})))
+    gw.accept(coparn, channel="drops")  # three deliveries queued on each route
+    gw.close()
+    paused = {"a": {**route, "enabled": False}}  # "a" paused, "b" removed from routes.yaml
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url, routes=paused)))
+    try:
+        assert gw.dispatcher.drain() == 3  # only b's, which die
+        with gw.sessions() as s:
+            states = {(d.route, d.status) for d in s.scalars(select(Delivery))}
+            assert states == {("a", "pending"), ("b", "dead")}
+            dead = s.scalars(select(Delivery).where(Delivery.route == "b")).first()
+            assert dead is not None and dead.last_error is not None and dead.last_error["code"] == "OUT-1"
+        assert gw.idle()  # paused deliveries do not keep `run --until-idle` from stopping
+    finally:
+        gw.close()
+
+
+def test_a_renderer_bug_kills_the_delivery_instead_of_leaving_it_claimed(
+    gateway: Gateway, coparn: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.outbound.dispatcher as dispatcher_mod
+
+    def broken(_name: str) -> object:
+        def render(*_: object) -> object:
+            raise IndexError("bug")
+
+        return render
+
+    gateway.accept(coparn, channel="drops")
+    monkeypatch.setattr(dispatcher_mod, "renderer", broken)
+    assert gateway.dispatcher.run_once() == 3
+    with gateway.sessions() as s:
+        codes = {(d.status, d.last_error["code"] if d.last_error else None) for d in s.scalars(select(Delivery))}
+        assert codes == {("dead", "OUT-1")}
 
 
 def test_a_sink_that_raises_something_unexpected_is_retried(gateway: Gateway, coparn: bytes) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from gateway.app import Gateway
@@ -48,3 +49,35 @@ def test_a_file_still_being_written_waits_until_it_settles(gateway: Gateway, cop
     assert poller.poll_once() == 1
     with gateway.sessions() as s:
         assert s.scalars(select(Message)).one().raw == coparn  # the whole file, not the first 100 bytes
+
+
+def test_a_resent_copy_of_a_rejected_file_goes_to_failed_too(gateway: Gateway, coparn: bytes, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bad = coparn.replace(b"UNT+16+2", b"UNT+1+2")
+    [poller] = gateway.pollers
+    (inbox / "c.edi").write_bytes(bad)
+    poller.poll_once()
+    (inbox / "c-again.edi").write_bytes(bad)  # the carrier sends the same bytes again
+    poller.poll_once()
+    assert sorted(p.name.split("_", 1)[1] for p in (tmp_path / "failed").iterdir()) == ["c-again.edi", "c.edi"]
+
+
+def test_one_bad_file_does_not_hold_up_the_others(
+    gateway: Gateway, coparn: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.edi").write_bytes(coparn)
+    (inbox / "b.edi").write_bytes(coparn.replace(b"20261124001", b"20261124002"))
+    [poller] = gateway.pollers
+    real = Path.read_bytes
+
+    def flaky(self: Path) -> bytes:
+        if self.name == "a.edi":
+            raise PermissionError("a.edi is locked")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", flaky)
+    assert poller.poll_once() == 1
+    assert [p.name for p in inbox.iterdir()] == ["a.edi"]  # left for the next poll

@@ -61,3 +61,22 @@ def test_a_partner_sees_only_its_own_messages(served: tuple[Gateway, str], copar
     assert httpx.get(f"{base}/api/v1/messages/{mine}", headers=one).json()["messages"] == 2
     assert httpx.get(f"{base}/api/v1/messages/{theirs}", headers=one).status_code == 404
     assert httpx.get(f"{base}/api/v1/messages/{theirs}", headers={"X-API-Key": KEY_NYK}).status_code == 200
+
+
+def test_a_partner_removed_from_routes_yaml_loses_api_access(tmp_path, database_url) -> None:  # type: ignore[no-untyped-def]
+    partners = {
+        "ONE": {
+            "name": "ONE",
+            "business_type": "ocean_carrier",
+            "api_key_sha256": [hashlib.sha256(KEY_ONE.encode()).hexdigest()],
+        }
+    }
+    Gateway(config_mod.load(write_config(tmp_path, database_url, partners=partners))).close()
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url, partners={})))
+    server = start_server(gw, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.port}/api/v1/messages"
+        assert httpx.get(url, headers={"X-API-Key": KEY_ONE}).status_code == 401
+    finally:
+        server.stop()
+        gw.close()

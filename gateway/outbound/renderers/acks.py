@@ -70,11 +70,13 @@ def render_aperak(session: Session, delivery: Delivery, _context: RenderContext)
         ["FTX", "AAO", "", "", lines],
     ]
     h = inter.header
+    recipient = [h.element(2, 1), h.element(2, 2)]  # the sender of what we answer
+    sender = [h.element(3, 1), h.element(3, 2)]
     unb = [
         "UNB",
         ["UNOC", "3"],
-        h.elements[2],
-        h.elements[1],
+        sender,
+        recipient,
         [now.strftime("%y%m%d"), now.strftime("%H%M")],
         _reference(delivery),
     ]

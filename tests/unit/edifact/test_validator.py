@@ -106,3 +106,11 @@ def test_a_missing_mandatory_segment_is_13(coparn: bytes) -> None:
 def test_messages_without_a_definition_are_not_validated(coparn: bytes) -> None:
     _, [msg, _] = edifact.read(coparn.replace(b"COPARN:D:95B", b"COPARN:D:77A"))
     assert validator.validate(msg) is None
+
+
+def test_validation_follows_the_delimiters_a_una_sets(coparn: bytes) -> None:
+    moved = coparn.replace(b"UNA:+.? '", b"UNA>+.? '").replace(b"LOC+9+JPTYO:139:6", b"LOC+9+JPTYO>1399>6")
+    moved = b"".join(
+        line.replace(b":", b">") if not line.startswith(b"UNA") else line for line in moved.splitlines(keepends=True)
+    )
+    assert ("39", 5, "LOC", 2, 2) in problems(moved)
