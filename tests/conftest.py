@@ -23,7 +23,7 @@ from gateway.model import Base
 from gateway.store import db
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = Path(os.environ.get("GATEWAY_TEST_CORPUS", REPO.parent / "shared" / "corpus"))  # ../shared/corpus
 COPARN_EXAMPLE = REPO / "mappings" / "edifact" / "examples" / "coparn-d95b-two-messages.edi"
 PG_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql://gateway:gateway@127.0.0.1:5432/gateway_test")
 DATABASES = [d.strip() for d in os.environ.get("GATEWAY_TEST_DATABASES", "sqlite,postgresql").split(",") if d.strip()]
