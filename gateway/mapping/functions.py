@@ -89,14 +89,22 @@ def number(value: str, _arg: str | None, opts: Options) -> float:
 
 
 _KG_PER_UNIT = {"KGM": Decimal(1), "KG": Decimal(1), "TNE": Decimal(1000), "LBR": Decimal("0.45359237")}
+_CM_PER_UNIT = {"CMT": Decimal(1), "MTR": Decimal(100), "MMT": Decimal("0.1"), "INH": Decimal("2.54")}
+
+
+def _scaled(
+    value: str, unit: str | None, factors: dict[str, Decimal], default: str, digits: int, opts: Options
+) -> float:
+    """``value`` in ``unit`` (``default`` when absent) converted by its factor in ``factors``."""
+    factor = factors.get((unit or default).upper())
+    if factor is None:
+        raise ConversionError(f"unit {unit!r} is not one of {', '.join(factors)}")
+    return float(round(_decimal(value, opts) * factor, digits))
 
 
 @converter("weight_kg", "a weight in kilograms; arg_from names the unit (KGM, TNE, LBR; KGM when absent)")
 def weight_kg(value: str, unit: str | None, opts: Options) -> float:
-    factor = _KG_PER_UNIT.get((unit or "KGM").upper())
-    if factor is None:
-        raise ConversionError(f"weight unit {unit!r} is not one of KGM, TNE, LBR")
-    return float(round(_decimal(value, opts) * factor, 3))
+    return _scaled(value, unit, _KG_PER_UNIT, "KGM", 3, opts)
 
 
 @converter("temperature_c", "a temperature in °C; arg_from names the unit (CEL, FAH; CEL when absent)")
@@ -113,11 +121,7 @@ def temperature_c(value: str, unit: str | None, opts: Options) -> float:
 
 @converter("length_cm", "a length in centimetres; arg_from names the unit (CMT, MTR, MMT, INH; CMT when absent)")
 def length_cm(value: str, unit: str | None, opts: Options) -> float:
-    factors = {"CMT": Decimal(1), "MTR": Decimal(100), "MMT": Decimal("0.1"), "INH": Decimal("2.54")}
-    factor = factors.get((unit or "CMT").upper())
-    if factor is None:
-        raise ConversionError(f"length unit {unit!r} is not one of CMT, MTR, MMT, INH")
-    return float(round(_decimal(value, opts) * factor, 1))
+    return _scaled(value, unit, _CM_PER_UNIT, "CMT", 1, opts)
 
 
 @converter("upper", "upper case, surrounding spaces removed")
