@@ -9,6 +9,7 @@ complete when its ``end`` is set. A structure the reader cannot follow at all ra
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -120,12 +121,10 @@ class Reader:
 
     def _rest(self) -> Iterator[Segment]:
         """The segments still to read, the pushed-back one first."""
-        if self._pushed is not None:
-            pushed, self._pushed = self._pushed, None
-            yield pushed
-        for seg in self.segments:
-            self._last = seg
-            yield seg
+        if self._pushed is None:
+            return self.segments  # the common case: no extra generator between tokenizer and reader
+        pushed, self._pushed = self._pushed, None
+        return itertools.chain((pushed,), self.segments)
 
     def _next(self) -> Segment | None:
         if self._pushed is not None:
@@ -229,9 +228,10 @@ class Reader:
             if tag == "UNT":
                 break
         else:
+            self._last = segments[-1]
             errors.append(_error("13", f"message {msg.reference!r} has no UNT", segments[-1]))
             return msg
-        unt = msg.segments[-1]
+        self._last = unt = segments[-1]
         if unt.element(1) != str(len(msg.segments)):
             msg.errors.append(
                 _error(
