@@ -15,7 +15,7 @@ because carriers commonly send ``TMP+2+-18:CEL`` against an ``n3`` temperature.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,8 +89,7 @@ class _Structure:
 
 def _structure(msg: Message, definition: MessageDef) -> list[Problem]:
     """Structure problems; the verdict depends only on the tag sequence, so valid sequences are remembered."""
-    tags = tuple(s.tag for s in msg.segments)
-    key = (id(definition), tags)
+    key = (id(definition), tuple([s.tag for s in msg.segments]))
     if key in _VALID_SEQUENCES:
         return []
     problems = _walk_structure(msg, definition)
@@ -135,19 +134,21 @@ def _value_problem(value: str, spec: ElementDef) -> tuple[str, str] | None:
     return None
 
 
-def _fast_pattern(definition: SegmentDef, d: Delimiters) -> re.Pattern[str]:
+def _fast_pattern(definition: SegmentDef, d: Delimiters, released: bool = True) -> re.Pattern[str]:
     """A regular expression that matches only segments with nothing to report (the common case, checked in C).
 
     It errs on the strict side: whatever it refuses goes through the element-by-element check, which finds the
-    actual problem or none.
+    actual problem or none. With ``released=False`` it is the simpler (faster) pattern for text that holds no
+    release character.
     """
-    key = (definition.tag, id(definition), d.element, d.component, d.release or "")
+    key = (definition.tag, id(definition), d.element, d.component, (d.release or "") if released else "")
     found = _FAST.get(key)
     if found is not None:
         return found
-    separators = re.escape(d.element + d.component + (d.release or ""))
-    escaped = f"|{re.escape(d.release)}." if d.release else ""
-    value = f"(?:[^{separators}]{escaped})"  # one character of a value: plain, or released
+    release = d.release if released else None
+    separators = re.escape(d.element + d.component + (release or ""))
+    escaped = f"|{re.escape(release)}." if release else ""
+    value = f"(?:[^{separators}]{escaped})" if release else f"[^{separators}]"  # one character of a value
 
     def simple(spec: ElementDef, may_be_empty: bool) -> str:
         low = "0" if (may_be_empty or not spec.mandatory) else "1"
@@ -157,7 +158,9 @@ def _fast_pattern(definition: SegmentDef, d: Delimiters) -> re.Pattern[str]:
                 f"(?=[0-9.,]{{2,{spec.max_length + 1}}}(?:[{re.escape(d.element + d.component)}]|$))[0-9]*[.,][0-9]*"
             )
             return f"(?:(?:-(?=[0-9.,]))?(?:{decimal}|{digits}))"
-        letters = f"(?:[^{separators}0-9]{escaped})" if spec.kind == "a" else value
+        letters = (
+            (f"(?:[^{separators}0-9]{escaped})" if release else f"[^{separators}0-9]") if spec.kind == "a" else value
+        )
         return f"{letters}{{{low},{spec.max_length}}}"
 
     def element(spec: ElementDef) -> str:
@@ -190,7 +193,8 @@ def _fast_pattern(definition: SegmentDef, d: Delimiters) -> re.Pattern[str]:
 
 
 _FAST: dict[tuple[str, int, str, str, str], re.Pattern[str]] = {}
-Checker = tuple[SegmentDef, re.Pattern[str]] | None
+Matcher = Callable[[str], re.Match[str] | None]
+Checker = tuple[SegmentDef, Matcher, Matcher] | None  # definition, plain-text and released-text fast checks
 _UNSEEN: Any = object()
 _CHECKERS: dict[tuple[int, str, str, Delimiters], dict[str, Checker]] = {}
 
@@ -298,14 +302,24 @@ def validate(
     delimiters = msg.interchange.delimiters
     version = msg.version
     checkers = _checkers(defs, version, syntax_version, delimiters)
+    release = delimiters.release
     for position, seg in enumerate(msg.segments, start=1):
         checker = checkers.get(seg.tag, _UNSEEN)
         if checker is _UNSEEN:
             seg_def = defs.segment(version, seg.tag, syntax_version)
-            checker = checkers[seg.tag] = (seg_def, _fast_pattern(seg_def, delimiters)) if seg_def else None
+            checker = checkers[seg.tag] = (
+                (
+                    seg_def,
+                    _fast_pattern(seg_def, delimiters, released=False).fullmatch,
+                    _fast_pattern(seg_def, delimiters).fullmatch,
+                )
+                if seg_def
+                else None
+            )
         if checker is None:
             continue
-        if seg.raw is not None and not codes and checker[1].fullmatch(seg.raw):
+        raw = seg.raw
+        if raw is not None and not codes and checker[2 if release and release in raw else 1](raw):
             continue  # nothing to report, proven by one regular expression
         problems.extend(_elements(seg, checker[0], position, codes))
     return sorted(problems, key=lambda p: (p.message_position, p.element or 0, p.component or 0))
