@@ -194,7 +194,8 @@ def _fast_pattern(definition: SegmentDef, d: Delimiters, released: bool = True) 
 
 _FAST: dict[tuple[str, int, str, str, str], re.Pattern[str]] = {}
 Matcher = Callable[[str], re.Match[str] | None]
-Checker = tuple[SegmentDef, Matcher, Matcher] | None  # definition, plain-text and released-text fast checks
+# definition, fast checks for plain and for released text, texts already found valid
+Checker = tuple[SegmentDef, Matcher, Matcher, set[str]] | None
 _UNSEEN: Any = object()
 _CHECKERS: dict[tuple[int, str, str, Delimiters], dict[str, Checker]] = {}
 
@@ -312,6 +313,7 @@ def validate(
                     seg_def,
                     _fast_pattern(seg_def, delimiters, released=False).fullmatch,
                     _fast_pattern(seg_def, delimiters).fullmatch,
+                    set(),
                 )
                 if seg_def
                 else None
@@ -319,7 +321,13 @@ def validate(
         if checker is None:
             continue
         raw = seg.raw
-        if raw is not None and not codes and checker[2 if release and release in raw else 1](raw):
-            continue  # nothing to report, proven by one regular expression
+        if raw is not None and not codes:
+            known_good = checker[3]
+            if raw in known_good:
+                continue  # the same text passed before (LOC, NAD, TDT... repeat from message to message)
+            if checker[2 if release and release in raw else 1](raw):
+                if len(known_good) < 4096:
+                    known_good.add(raw)
+                continue  # nothing to report, proven by one regular expression
         problems.extend(_elements(seg, checker[0], position, codes))
     return sorted(problems, key=lambda p: (p.message_position, p.element or 0, p.component or 0))
