@@ -59,7 +59,9 @@ class Gateway:
             partner_ids = messages.sync_partners(s, config.partners, owners)
         self.store = MessageStore(self.sessions, partner_ids)
         self.mappings = MappingTable(config.mappings)
-        self.pipeline = Pipeline(self.sessions, self.mappings, config.routes, partners=config.partners)
+        self.pipeline = Pipeline(
+            self.sessions, self.mappings, config.routes, partners=config.partners, channels=config.channels
+        )
         self.dispatcher = Dispatcher(self.sessions, config.routes, partners=config.partners)
         self.pollers = [FolderPoller(name, ch, self._take) for name, ch in config.channels.items() if ch.enabled]
         self._partner_by_sender = {eid: code for code, p in config.partners.items() for eid in p.edifact_ids}

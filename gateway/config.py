@@ -82,6 +82,8 @@ class FolderChannel(Section):
     # a file is taken only once its size and mtime have not changed for this long (writers still busy)
     settle: Duration = 1.0
     partner: str | None = None  # otherwise taken from the UNB sender via partners.*.edifact_ids
+    # accept EDIFACT messages without UNB/UNZ (UNH..UNT only) on this channel; refused (EDI-13) otherwise
+    allow_bare_edifact: bool = False
     enabled: bool = True
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.canonical import MappedMessage
-from gateway.config import PartnerConfig, RouteConfig
+from gateway.config import FolderChannel, PartnerConfig, RouteConfig
 from gateway.edifact import Interchange, validator
 from gateway.edifact import Message as EdifactMessage
 from gateway.edifact.envelope import first_error, read_all
@@ -44,6 +44,7 @@ class Work:
     mappings: MappingTable
     routes: Mapping[str, RouteConfig]
     partners: Mapping[str, PartnerConfig] = field(default_factory=dict)
+    channels: Mapping[str, FolderChannel] = field(default_factory=dict)
     format: str | None = None
     interchanges: list[Interchange] = field(default_factory=list)
     messages: list[EdifactMessage] = field(default_factory=list)
@@ -67,7 +68,9 @@ def parse(work: Work) -> None:
     work.format = sniff(work.message.raw)
     if work.format != "edifact":
         raise GatewayError("FMT-2", f"{work.format.upper()} payloads are not supported yet", step="parse")
-    work.interchanges, work.messages = read_all(work.message.raw)
+    channel = work.channels.get(work.message.channel)
+    allow_bare = bool(channel and channel.allow_bare_edifact)
+    work.interchanges, work.messages = read_all(work.message.raw, allow_bare=allow_bare)
 
 
 def validate(work: Work) -> None:
@@ -124,8 +127,10 @@ class Pipeline:
         routes: Mapping[str, RouteConfig],
         steps: Sequence[tuple[str, Step, MessageStatus | None]] = STEPS,
         partners: Mapping[str, PartnerConfig] | None = None,
+        channels: Mapping[str, FolderChannel] | None = None,
     ) -> None:
         self.partners = dict(partners or {})
+        self.channels = dict(channels or {})
         self.sessions = sessions
         self.mappings = mappings
         self.routes = routes
@@ -156,7 +161,7 @@ class Pipeline:
                 if msg is None:
                     return None
                 steps.extend(msg.steps)  # history of earlier attempts (reprocessing) stays
-                work = Work(session, msg, self.mappings, self.routes, self.partners)
+                work = Work(session, msg, self.mappings, self.routes, self.partners, self.channels)
                 for name, step, reached in self.steps:
                     current = name
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +165,20 @@ def test_a_message_that_breaks_its_definition_is_rejected_before_mapping(gateway
     [err] = result.errors
     assert (err["code"], err["step"], err["segment"]) == ("EDI-37", "validate", {"tag": "MEA", "number": 12})
     assert err["position"] == {"element": 3, "component": 2, "message_number": 1}
+
+
+def test_bare_messages_only_on_a_channel_that_allows_them(tmp_path: Path, database_url: str, coparn: bytes) -> None:
+    from gateway import config as config_mod
+    from tests.conftest import write_config
+
+    body = coparn[coparn.index(b"UNH") : coparn.index(b"UNZ")]
+    drops = {"type": "folder", "path": "in", "archive": "a", "failed": "f", "partner": "ONE"}
+    channels = {"strict": drops, "lenient": {**drops, "path": "in2", "allow_bare_edifact": True}}
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url, channels=channels)))
+    try:
+        refused = gw.accept(body, channel="strict", partner="ONE")
+        assert refused.status == "rejected" and refused.errors[0]["code"] == "EDI-13"
+        taken = gw.accept(body + b"\n", channel="lenient", partner="ONE")
+        assert (taken.status, taken.messages) == ("accepted", 2)
+    finally:
+        gw.close()
