@@ -154,6 +154,9 @@ def load(root: Path = ROOT) -> Definitions:
             directory = str(doc.get("directory") or rel.parent.name)
             table = defs.segments.setdefault(directory, {})
             for tag, spec in (doc.get("segments") or {}).items():
+                if str(tag) in table:
+                    defs.problems.append(f"{rel}: {tag} is already defined for {directory} in another file")
+                    continue
                 try:
                     elements = tuple(parse_element(str(e)) for e in spec.get("elements") or [])
                 except ValueError as exc:
