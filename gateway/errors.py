@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "EDI-16": "too many constituents: more elements or components than defined",
     "EDI-17": "no agreement: unsupported syntax identifier or version",
     "EDI-21": "invalid character for the character set",
+    "EDI-26": "duplicate detected: a message or group reference used twice in one interchange",
     "EDI-28": "control references do not match (UNB/UNZ or UNH/UNT)",
     "EDI-29": "control count does not match (UNT segment count or UNZ message count)",
     "EDI-33": "invalid segment: unparsable or in an impossible place",

@@ -163,6 +163,8 @@ class Reader:
         self.interchanges.append(inter)
         group: Segment | None = None
         group_messages = 0
+        message_refs: set[str] = set()
+        group_refs: set[str] = set()
         while True:
             seg = self._next()
             if seg is None:
@@ -189,6 +191,9 @@ class Reader:
             if seg.tag == "UNG":
                 group, group_messages = seg, 0
                 inter.group_count += 1
+                if seg.element(5) in group_refs:
+                    inter.errors.append(_error("26", f"group reference {seg.element(5)!r} is used twice", seg, 5))
+                group_refs.add(seg.element(5))
             elif seg.tag == "UNE":
                 if group is None:
                     inter.errors.append(_error("33", "UNE without UNG", seg))
@@ -203,7 +208,12 @@ class Reader:
             elif seg.tag == "UNH":
                 group_messages += 1
                 inter.message_count += 1
-                yield self._message(seg, inter, group)
+                msg = self._message(seg, inter, group)
+                if msg.reference in message_refs:
+                    text = f"message reference {msg.reference!r} is used twice in the interchange"
+                    msg.errors.append(_error("26", text, seg, 1, message_number=msg.number))
+                message_refs.add(msg.reference)
+                yield msg
             elif seg.tag in ("UNB", "UNA"):
                 inter.errors.append(_error("13", "the interchange ends without UNZ", seg))
                 self._pushed = seg

@@ -47,7 +47,7 @@ SYNTAX_4_DEFAULT = Delimiters(repetition="*")
 # Which codec reads each repertoire, and which characters it does not admit (None: all the codec decodes).
 # The tokenizer adds the interchange's own service characters to the admitted set.
 _UNOA = re.compile(r"[^A-Z0-9 .,\-()/='+:?!\"%&*;<>\r\n]")
-_UNOB = re.compile(r"[^A-Za-z0-9 .,\-()/='+:?!\"%&*;<>@\[\]_{}\\|~#$\r\n]")
+_UNOB = re.compile(r"[^A-Za-z0-9 .,\-()/='+:?!\"%&*;<>\r\n]")  # level A plus lower case (ISO 9735)
 REPERTOIRES: dict[str, tuple[str, re.Pattern[str] | None]] = {
     "UNOA": ("ascii", _UNOA),
     "UNOB": ("ascii", _UNOB),
