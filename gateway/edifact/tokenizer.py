@@ -120,6 +120,8 @@ class Tokenizer:
 
     def __iter__(self) -> Iterator[Segment]:
         buf = self.stream.read(self.chunk_size)
+        while len(buf) < 16 and (more := self.stream.read(self.chunk_size)):
+            buf += more  # enough to see a byte-order mark and a UNA whatever the chunk size
         base = 0  # byte offset of buf[0] in the payload
         pos = len(_BOM) if buf.startswith(_BOM) else 0
         eof = not buf
@@ -136,7 +138,7 @@ class Tokenizer:
                 if len(buf) - start < 9 and not eof:
                     buf, base, pos, eof = self._refill(buf, base, pos)
                     continue
-                if start < len(buf):
+                if len(buf) - start >= 9:  # shorter at the end of the input: a cut-off segment, not a UNA
                     d = self._una(buf, start, base)
                     pos = start + 9
                     continue

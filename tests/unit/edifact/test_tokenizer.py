@@ -133,3 +133,11 @@ def test_una_refuses_letters_and_digits_as_service_characters() -> None:
     with pytest.raises(GatewayError) as info:
         segs(b"UNA:+.?A'UNB+UNOA:3+A+B+1:1+1'UNZ+0+1'")
     assert info.value.code == "EDI-12"
+
+
+def test_tiny_chunks_still_see_the_bom_and_a_cut_off_tag_is_edi_13() -> None:
+    raw = b"\xef\xbb\xbfUNA:+.? 'UNB+UNOA:3+A+B+1:1+1'UNZ+0+1'"
+    assert [s.tag for s in Tokenizer(io.BytesIO(raw), chunk_size=1)] == ["UNB", "UNZ"]
+    with pytest.raises(GatewayError) as info:
+        segs(b"UNB+UNOA:3+A+B+1:1+1'UN")
+    assert info.value.code == "EDI-13"
