@@ -32,7 +32,10 @@ def test_every_definition_is_internally_consistent() -> None:
         "CUSRES",
         "APERAK",
     }
-    assert port_set <= {t for d, t in defs.messages if d == "D95B"}
+    for directory in ("D95B", "D00B"):
+        assert port_set <= {t for d, t in defs.messages if d == directory}, directory
+    assert ("D13B", "BAPLIE") in defs.messages and ("D16A", "VERMAS") in defs.messages
+    assert ("service", "CONTRL") in defs.messages
 
 
 def test_a_broken_definition_is_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
