@@ -184,10 +184,8 @@ class Tokenizer:
                     codec, check = self._fast_state(d)[:2]
                 yield segment
             if pos != before:
-                continue  # segments were read: look again from where they ended
+                continue  # segments were read (or a UNA follows them): look again from where they ended
             start = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
-            if buf.startswith(b"UNA", start):
-                continue
             if not eof:
                 buf, base, pos, eof = self._refill(buf, base, pos)
                 continue

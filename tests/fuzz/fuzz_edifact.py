@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import sys
 import time
 import traceback
@@ -63,6 +64,14 @@ def one(data: bytes) -> None:
         )
 
 
+class Hang(Exception):
+    pass
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    raise Hang
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10)
@@ -74,12 +83,16 @@ def main() -> None:
     runs = 0
     while time.monotonic() < deadline:
         data = mutate(rng.choice(seeds), rng) if rng.random() < 0.9 else rng.randbytes(rng.randint(0, 300))
+        signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(5)  # an input that takes this long is a hang, reported like a crash
         try:
             one(data)
-        except Exception:
-            print(f"CRASH after {runs} inputs (seed {args.seed}): {data[:400]!r}")
+        except (Exception, Hang):
+            print(f"CRASH or HANG after {runs} inputs (seed {args.seed}): {data[:400]!r}")
             traceback.print_exc()
             sys.exit(1)
+        finally:
+            signal.alarm(0)
         runs += 1
     print(f"no crash in {runs} inputs over {args.minutes:g} minutes (seed {args.seed}, {len(seeds)} seed files)")
 

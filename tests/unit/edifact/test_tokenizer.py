@@ -141,3 +141,11 @@ def test_tiny_chunks_still_see_the_bom_and_a_cut_off_tag_is_edi_13() -> None:
     with pytest.raises(GatewayError) as info:
         segs(b"UNB+UNOA:3+A+B+1:1+1'UN")
     assert info.value.code == "EDI-13"
+
+
+def test_a_cut_off_una_at_the_end_is_edi_13_not_a_hang() -> None:
+    # found by review of the fuzz run: a short UNA-prefixed tail made the tokenizer loop forever
+    for tail in (b"UNA:'", b"UNA", b"UNA:+.?"):
+        with pytest.raises(GatewayError) as info:
+            segs(b"UNB+UNOA:3+A+B+1:1+1'UNZ+0+1'" + tail)
+        assert info.value.code in ("EDI-13", "EDI-12")
