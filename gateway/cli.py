@@ -132,11 +132,24 @@ def ingest(
     gw = obj.gateway()
     if partner is not None and partner not in gw.config.partners:
         raise click.BadParameter(f"no partner {partner!r} in {obj.config_path}", param_hint="--partner")
-    rejected = False
-    try:
+
+    def accepted() -> Iterator[Any]:
         for path in _inputs(paths):
             result = gw.accept(path.read_bytes(), channel=channel, partner=partner, filename=path.name)
             result.file = str(path)
+            yield result
+
+    _report_and_exit(gw, accepted(), as_json, no_dispatch)
+
+
+def _report_and_exit(gw: Any, results: Iterator[Any], as_json: bool, no_dispatch: bool) -> NoReturn:
+    """Print each result (None: already reported as an error), send what they caused, exit 0 or 1."""
+    rejected = False
+    try:
+        for result in results:
+            if result is None:
+                rejected = True
+                continue
             rejected |= result.status == "rejected"
             _echo_result(result, as_json)
         if not no_dispatch:
@@ -243,22 +256,16 @@ def messages_show(obj: Context, message_id: int, raw: bool) -> None:
 def messages_reprocess(obj: Context, message_ids: tuple[int, ...], as_json: bool, no_dispatch: bool) -> None:
     """Process failed messages again from their raw bytes (after fixing a mapping or routes.yaml)."""
     gw = obj.gateway()
-    rejected = False
-    try:
+
+    def reprocessed() -> Iterator[Any]:
         for message_id in message_ids:
             try:
-                result = gw.reprocess(message_id)
+                yield gw.reprocess(message_id)
             except (LookupError, ValueError) as exc:
                 click.echo(str(exc), err=True)
-                rejected = True
-                continue
-            rejected |= result.status == "rejected"
-            _echo_result(result, as_json)
-        if not no_dispatch:
-            gw.dispatcher.drain()
-    finally:
-        gw.close()
-    sys.exit(EXIT_REJECTED if rejected else 0)
+                yield None
+
+    _report_and_exit(gw, reprocessed(), as_json, no_dispatch)
 
 
 @main.group()

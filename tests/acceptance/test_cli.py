@@ -166,3 +166,14 @@ def test_edifact_parse_and_validate_commands(tmp_path: Path) -> None:
     assert "UCI+20261124001+ONEY:ZZZ+JPTYOCY1:ZZZ+7'" in ack.stdout  # one of two messages accepted
     assert "UCM+1+COPARN:D:95B:UN:SMDG16+4'" in ack.stdout and "UCD+37+4:2'" in ack.stdout
     assert gateway(config, "edifact", "validate", "--version", "D00B", str(COPARN_EXAMPLE)).returncode == 1
+
+
+def test_messages_reprocess_command(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    bad = tmp_path / "bad.edi"
+    bad.write_bytes(COPARN_EXAMPLE.read_bytes().replace(b"UNT+16+2'", b"UNT+17+2'"))
+    [message_id] = json.loads(gateway(config, "ingest", "--json", str(bad)).stdout)["message_ids"]
+    again = gateway(config, "messages", "reprocess", "--json", str(message_id))
+    assert again.returncode == 1 and json.loads(again.stdout)["errors"][0]["code"] == "EDI-29"  # still broken
+    missing = gateway(config, "messages", "reprocess", "999")
+    assert missing.returncode == 1 and "no inbound message 999" in missing.stderr
