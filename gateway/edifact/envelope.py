@@ -101,6 +101,8 @@ class Message:
 
 
 _MESSAGE_ENDS = frozenset({"UNH", "UNZ", "UNB", "UNE"})
+# duplicate message references (26) are looked for among the first this many messages of an interchange
+DUPLICATE_CHECK_LIMIT = 100_000
 
 
 class Reader:
@@ -212,7 +214,8 @@ class Reader:
                 if msg.reference in message_refs:
                     text = f"message reference {msg.reference!r} is used twice in the interchange"
                     msg.errors.append(_error("26", text, seg, 1, message_number=msg.number))
-                message_refs.add(msg.reference)
+                if len(message_refs) < DUPLICATE_CHECK_LIMIT:  # memory stays flat on huge interchanges
+                    message_refs.add(msg.reference)
                 yield msg
             elif seg.tag in ("UNB", "UNA"):
                 inter.errors.append(_error("13", "the interchange ends without UNZ", seg))
