@@ -45,9 +45,7 @@ class FolderPoller:
         taken = 0
         now = time.monotonic()
         present = set()
-        for path in sorted(self.config.path.glob(self.config.pattern)):
-            if not path.is_file() or path.name.startswith("."):
-                continue
+        for path in self._waiting():
             present.add(path)
             if self._settled(path, now):
                 try:
@@ -60,9 +58,13 @@ class FolderPoller:
 
     def pending(self) -> int:
         """Files waiting in the folder (for idle detection)."""
-        if not self.config.path.is_dir():
-            return 0
-        return sum(1 for p in self.config.path.glob(self.config.pattern) if p.is_file() and not p.name.startswith("."))
+        return len(self._waiting()) if self.config.path.is_dir() else 0
+
+    def _waiting(self) -> list[Path]:
+        """Files matching the pattern, in name order; dot files are writers' temporaries."""
+        return sorted(
+            p for p in self.config.path.glob(self.config.pattern) if p.is_file() and not p.name.startswith(".")
+        )
 
     def _settled(self, path: Path, now: float) -> bool:
         try:

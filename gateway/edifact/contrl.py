@@ -44,7 +44,7 @@ def _code(error: GatewayError) -> str:
     return error.code.removeprefix("EDI-")
 
 
-def _inside(error: GatewayError, message: Message) -> bool:
+def _inside(error: GatewayError) -> bool:
     """A character error inside the message body is reported at its segment (UCS/UCD), others on the UCM."""
     return error.code == "EDI-21" and error.position.segment_number is not None and error.position.element is not None
 
@@ -54,7 +54,7 @@ def _as_problems(report: MessageReport) -> list[Problem]:
     first = report.message.segments[0].number
     by_number = {s.number: s for s in report.message.segments}
     for e in report.envelope_errors:
-        if _inside(e, report.message):
+        if _inside(e):
             number = e.position.segment_number or first
             out.append(
                 Problem(
@@ -81,7 +81,7 @@ def segments(interchange: Interchange, reports: Sequence[MessageReport]) -> list
         unh = report.message.header
         identifier = unh.elements[1] if len(unh.elements) > 1 else ""
         ucm: list[object] = ["UCM", report.message.reference, identifier, REJECTED]
-        message_level = [_code(e) for e in report.envelope_errors if not _inside(e, report.message)]
+        message_level = [_code(e) for e in report.envelope_errors if not _inside(e)]
         message_level += [p.code for p in report.found if p.code == NO_AGREEMENT]
         if message_level:
             ucm.append(message_level[0])

@@ -129,10 +129,7 @@ class Reader:
         return itertools.chain((pushed,), self.segments)
 
     def _next(self) -> Segment | None:
-        if self._pushed is not None:
-            pushed, self._pushed = self._pushed, None
-            return pushed
-        seg = next(self.segments, None)
+        seg = next(self._rest(), None)
         if seg is not None:
             self._last = seg
         return seg

@@ -42,7 +42,6 @@ class Delimiters:
 DEFAULT = Delimiters()
 # Level B (UNOB) without UNA: the information separators IS4/IS3/IS1, and no release character.
 LEVEL_B = Delimiters(component="\x1f", element="\x1d", decimal=".", release=None, repetition=None, segment="\x1c")
-SYNTAX_4_DEFAULT = Delimiters(repetition="*")
 
 # Which codec reads each repertoire, and which characters it does not admit (None: all the codec decodes).
 # The tokenizer adds the interchange's own service characters to the admitted set.
