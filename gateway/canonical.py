@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gateway import iso6346
 
@@ -17,6 +17,9 @@ from gateway import iso6346
 def _container_number(value: str) -> str:
     iso6346.require_valid(value)
     return value
+
+
+ContainerNumber = Annotated[str, AfterValidator(_container_number)]
 
 
 class Record(BaseModel):
@@ -62,9 +65,56 @@ class DangerousGoodsRecord(Record):
     flash_point_c: float | None = None
 
 
+class Party(Record):
+    """A shipper, consignee, notify party or forwarder as the message names it."""
+
+    name: str | None = None
+    code: str | None = None  # the sender's code for the party (NAD 2.1)
+    address: str | None = None
+
+
+# The Cyber Port forms (帳票) a message may fill; see gateway.model.FORM_TYPES.
+FormCode = Literal["UL040", "UL050", "UL090", "UL100", "UL150", "UL290", "DG", "VGM"]
+
+
+class ShipmentRecord(Record):
+    """The consignment a deal is about: one per B/L (or per booking until the B/L number is known).
+
+    ``form`` names the Cyber Port form the message fills for the deal: IFTMBC gives UL050 (booking
+    confirmation), IFTMIN UL040 (shipping instruction), IFTMCS UL150 (B/L), IFTMAN UL290 (arrival notice).
+    """
+
+    entity: Literal["shipment"] = "shipment"
+    bl_number: str | None = None
+    booking_number: str | None = None
+    carrier_scac: str | None = None
+    direction: Literal["export", "import"] | None = None
+    form: FormCode | None = None
+    shipper: Party | None = None
+    consignee: Party | None = None
+    notify_party: Party | None = None
+    forwarder: Party | None = None
+    place_of_receipt: str | None = None
+    port_of_loading: str | None = None
+    port_of_discharge: str | None = None
+    place_of_delivery: str | None = None
+    package_count: int | None = None
+    package_type: str | None = None
+    gross_kg: float | None = None
+    volume_m3: float | None = None
+    description: str | None = None
+    customs_declaration: str | None = None
+
+    @model_validator(mode="after")
+    def _keyed(self) -> ShipmentRecord:
+        if not (self.bl_number or self.booking_number):
+            raise ValueError("a shipment needs bl_number or booking_number")
+        return self
+
+
 class ContainerRecord(Record):
     entity: Literal["container"] = "container"
-    number: Annotated[str, AfterValidator(_container_number)]
+    number: ContainerNumber
     booking_number: str | None = None
     iso_size_type: str | None = None
     full_empty: Literal["full", "empty"] | None = None
@@ -79,22 +129,84 @@ class ContainerRecord(Record):
     commodity: str | None = None
     terminal_code: str | None = None
     delivery_at: datetime | None = None
+    bl_number: str | None = None  # the B/L it travels under (import deals, IFTMCS/IFTMAN, CUSCAR)
+    vgm_method: Literal["SM1", "SM2"] | None = None  # SOLAS method 1 (weighed) or 2 (calculated)
+    vgm_party: str | None = None  # who is responsible for the VGM (VERMAS NAD+SPC)
+    form: FormCode | None = None  # a form this container fills besides the UL090 of export containers
+
+
+# What happened to a container; each becomes a timeline event ``container.<kind>``.
+EventKind = Literal["gate_in", "gate_out", "loaded", "discharged", "released", "stuffed", "stripped", "status"]
+
+
+class ContainerEventRecord(Record):
+    """Something that happened to a container at a time: gate-in/out (CODECO), load/discharge (COARRI),
+    release (COREOR), a status (IFTSTA). An older event arriving late goes on the timeline without changing
+    the container's current status."""
+
+    entity: Literal["container_event"] = "container_event"
+    container: ContainerNumber
+    kind: EventKind
+    occurred_at: datetime
+    location: str | None = None  # UN/LOCODE
+    facility: str | None = None  # terminal or depot code
+    full_empty: Literal["full", "empty"] | None = None
+    booking_number: str | None = None
+    bl_number: str | None = None
+    status_code: str | None = None  # the sender's status code (IFTSTA 4405, COREOR release type)
+    description: str | None = None
+
+
+# A deal's customs status, as NACCS or the customs response (CUSRES) states it.
+CustomsStatus = Literal["accepted", "rejected", "held", "inspection", "export_permitted", "import_permitted"]
+
+
+class CustomsStatusRecord(Record):
+    """Customs' answer about a declaration or a B/L (CUSRES); sets the deal's and its containers' status."""
+
+    entity: Literal["customs_status"] = "customs_status"
+    status: CustomsStatus
+    bl_number: str | None = None
+    booking_number: str | None = None
+    declaration_number: str | None = None
+    containers: list[ContainerNumber] = []  # the containers concerned; all of the deal's when empty
+    occurred_at: datetime | None = None
+    response_code: str | None = None  # customs' own code, kept for people
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _keyed(self) -> CustomsStatusRecord:
+        if not (self.bl_number or self.booking_number or self.declaration_number):
+            raise ValueError("a customs status needs bl_number, booking_number or declaration_number")
+        return self
 
 
 RECORD_TYPES: dict[str, type[Record]] = {
     "vessel_call": VesselCallRecord,
     "booking": BookingRecord,
+    "shipment": ShipmentRecord,
     "container": ContainerRecord,
+    "container_event": ContainerEventRecord,
+    "customs_status": CustomsStatusRecord,
 }
-AnyRecord = VesselCallRecord | BookingRecord | ContainerRecord
+AnyRecord = Annotated[
+    VesselCallRecord | BookingRecord | ShipmentRecord | ContainerRecord | ContainerEventRecord | CustomsStatusRecord,
+    Field(discriminator="entity"),
+]
 
 
 class MappedMessage(BaseModel):
-    """The records one business message (one UNH..UNT) maps to."""
+    """The records one business message (one UNH..UNT, one XML document, one CSV row) maps to.
+
+    ``issued_at`` orders messages about the same things: a field set by a message issued later is not
+    overwritten by one issued earlier that arrives late. It comes from the mapping's ``issued_at`` (the
+    document date), else the interchange's preparation time, else the time of receipt.
+    """
 
     number: int
     reference: str
     type: str
+    issued_at: datetime | None = None
     records: list[AnyRecord]
 
     def as_json(self) -> dict[str, Any]:

@@ -119,6 +119,7 @@ class RouteWhen(Section):
     partner: list[str] | None = None  # partner code of the message that caused the event
     message_type: list[str] | None = None
     full_empty: Literal["full", "empty"] | None = None
+    direction: Literal["export", "import"] | None = None  # of the deal the event belongs to
 
 
 class RouteConfig(Section):

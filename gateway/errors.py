@@ -40,6 +40,7 @@ CODES: dict[str, str] = {
     "MAP-3": "a value is invalid (for example an ISO 6346 check digit)",
     "MAP-4": "a conversion failed (date, number or unit)",
     "PER-1": "the canonical change conflicts with stored data",
+    "PER-2": "the message refers to a deal the store does not know (yet)",
     "OUT-1": "the outbound payload could not be rendered",
     "OUT-2": "the sink refused or failed to take the payload",
     "INT-1": "internal error: a bug in the gateway; the raw input is kept for reprocessing",

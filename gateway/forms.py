@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.model import Booking, Container, VesselCall
+from gateway.model import Booking, Container, Deal, VesselCall
 
 JST = ZoneInfo("Asia/Tokyo")  # CONPAS slots are in terminal local time
 
@@ -47,3 +47,42 @@ def ul090(container: Container, booking: Booking | None, vessel_call: VesselCall
         "delivery_time": local.strftime("%H%M") if local else None,
         "terminal_code": container.terminal_code,
     }
+
+
+def shipment(deal: Deal) -> dict[str, Any]:
+    """A deal-level form (UL040 S/I, UL050 booking confirmation, UL150 B/L, UL290 arrival notice): the deal's
+    keys and its shipment details, with the containers known so far."""
+    return {
+        "deal_number": deal.deal_number,
+        "direction": deal.direction,
+        "bl_number": deal.bl_number,
+        "booking_number": deal.booking_number,
+        "carrier_scac": deal.carrier_scac,
+        **deal.details,
+        "containers": sorted(c.number for c in deal.containers),
+    }
+
+
+def container_form(type_code: str, container: Container) -> dict[str, Any]:
+    """A container-level form other than UL090: the VGM declaration or the dangerous-goods declaration."""
+    if type_code == "VGM":
+        return {
+            "container_number": container.number,
+            "vgm_kg": container.vgm_kg,
+            "method": container.vgm_method,
+            "responsible_party": container.vgm_party,
+        }
+    if type_code == "DG":
+        return {
+            "container_number": container.number,
+            "dangerous_goods": [
+                {
+                    "un_number": dg.un_number,
+                    "class": dg.imdg_class,
+                    "packing_group": dg.packing_group,
+                    "flash_point_c": dg.flash_point_c,
+                }
+                for dg in container.dangerous_goods
+            ],
+        }
+    return {"container_number": container.number}

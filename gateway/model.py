@@ -140,6 +140,7 @@ class Deal(Base):
     __table_args__ = (
         Index("ix_deal_booking", "booking_number", "carrier_scac"),
         Index("ix_deal_internal_reference", "internal_reference"),
+        Index("ix_deal_declaration_number", "declaration_number"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -150,6 +151,11 @@ class Deal(Base):
     carrier_scac: Mapped[str | None] = mapped_column(String(17))
     internal_reference: Mapped[str | None] = mapped_column(String(64))
     customs_status: Mapped[str | None] = mapped_column(String(32))
+    declaration_number: Mapped[str | None] = mapped_column(String(35))  # the customs declaration (NACCS)
+    # the shipment as the messages describe it: parties, places, cargo (gateway.canonical.ShipmentRecord)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # field → issue time of the message that set it; an older message does not overwrite a newer value
+    as_of: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -194,6 +200,7 @@ class VesselCall(Base):
     port_of_discharge: Mapped[str | None] = mapped_column(String(5))
     eta: Mapped[datetime | None]
     etd: Mapped[datetime | None]
+    as_of: Mapped[dict[str, Any]] = mapped_column(default=dict)  # field → issue time of the message that set it
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -237,6 +244,16 @@ class Container(Base):
     customs_status: Mapped[str | None] = mapped_column(String(32))
     conpas_result: Mapped[int | None] = mapped_column(Integer)  # pre-matching 0-3
     conpas_terminal_check: Mapped[int | None] = mapped_column(Integer)  # 0-2
+    bl_number: Mapped[str | None] = mapped_column(String(35))
+    vgm_method: Mapped[str | None] = mapped_column(String(3))  # SM1 | SM2
+    vgm_party: Mapped[str | None] = mapped_column(String(70))
+    # the latest event (gate_in, gate_out, loaded, discharged, released, ...), when and where it happened
+    status: Mapped[str | None] = mapped_column(String(16))
+    status_at: Mapped[datetime | None]
+    location: Mapped[str | None] = mapped_column(String(17))
+    facility: Mapped[str | None] = mapped_column(String(35))
+    # field → issue time of the message that set it; an older message does not overwrite a newer value
+    as_of: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -349,6 +366,8 @@ class Message(Base):
     error_step: Mapped[str | None] = mapped_column(String(16))
     error_position: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     steps: Mapped[list[Any]] = mapped_column(default=list)  # [{"step", "status", "at"}]
+    # problems that did not fail the message: CSV rows skipped under `bad_rows: skip` ([error dict + row])
+    problems: Mapped[list[Any]] = mapped_column(default=list)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     partner: Mapped[Partner | None] = relationship()

@@ -12,6 +12,7 @@ and where each comes from. ``docs/mappings.md`` is the analyst's guide. In short
 
 A selector ``TAG+Q1+Q2`` picks segments whose first components of elements 1, 2, ... equal Q1, Q2 (an empty
 qualifier matches anything); ``el: E.C`` is element E, component C (1-based, as in the message guides).
+XML mappings select with ``xpath`` (relative to the record's element), CSV mappings with ``column``.
 """
 
 from __future__ import annotations
@@ -67,18 +68,26 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _text(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class FieldSpec(Spec):
     """Where one canonical field comes from; see docs/mappings.md for every key."""
 
-    seg: str | None = None  # segment selector; absent inside `fields` = the parent's segment
+    seg: str | None = None  # EDIFACT segment selector; absent inside `fields` = the parent's segment
     el: ElementRef | None = None  # element[.component] of the selected segment
+    xpath: str | None = None  # XML: an XPath from the record's element (or the parent's node inside `fields`)
+    column: str | list[str] | None = None  # CSV: a column by its header, or alternative headers
     scope: Literal["group", "message"] = "group"  # inside `each`: search the group or the whole message
     all: bool = False  # every matching segment, as a list
     first: list[FieldSpec] | None = None  # alternatives; the first that yields a value wins
     value: str | int | float | bool | None = None  # a constant
     map: dict[str, Any] | None = None  # code-list translation; an unlisted code is MAP-3 unless `default`
     convert: str | None = None  # a function of gateway/mapping/functions.py
-    arg_from: ElementRef | None = None  # element of the same segment that is passed to `convert`
+    # passed to `convert`: an element of the same segment (EDIFACT), an XPath from the selected node (XML),
+    # a column (CSV)
+    arg_from: Annotated[str, BeforeValidator(_text)] | None = None
     default: Any = None
     required: bool = False
     fields: dict[str, FieldSpec] | None = None  # build an object (or, with `all`, a list of objects)
@@ -90,12 +99,17 @@ class FieldSpec(Spec):
             Selector(v)
         return v
 
-    @field_validator("el", "arg_from")
+    @field_validator("el")
     @classmethod
     def _el(cls, v: str | None) -> str | None:
         if v is not None:
             element_path(v)
         return v
+
+    @property
+    def select(self) -> str | list[str] | None:
+        """What the field selects with, whatever the format."""
+        return self.seg or self.xpath or self.column
 
     @field_validator("convert")
     @classmethod
@@ -109,16 +123,33 @@ class FieldSpec(Spec):
 
 class RecordSpec(Spec):
     entity: str
-    each: str | None = None  # one record per segment group that starts with this selector
+    each: str | None = None  # one record per segment group starting with this selector (XML: per element)
     until: list[str] = ["CNT", "UNT"]  # tags that end a group besides the next `each` segment
     if_present: str | None = None  # produce the record only when this selector matches (in scope)
     fields: dict[str, FieldSpec]
 
-    @field_validator("each", "if_present")
+
+class CsvOptions(Spec):
+    """How a CSV file is read; ``auto`` detects."""
+
+    encoding: str = "auto"  # auto: UTF-8 (with or without BOM), else CP932 (Shift_JIS from Japanese Excel)
+    delimiter: str = "auto"  # auto: the one of , ; TAB | that splits the header line most consistently
+    header_row: int = Field(default=1, ge=1)  # 1-based line of the header; lines above it are skipped
+
+    @field_validator("encoding")
     @classmethod
-    def _selector(cls, v: str | None) -> str | None:
-        if v is not None:
-            Selector(v)
+    def _encoding(cls, v: str) -> str:
+        if v != "auto":
+            import codecs
+
+            codecs.lookup(v)  # LookupError → a validation error naming the key
+        return v
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str) -> str:
+        if v != "auto" and len(v) != 1:
+            raise ValueError("delimiter is one character, or auto")
         return v
 
 
@@ -133,6 +164,10 @@ class Mapping(Spec):
     format: Literal["edifact", "xml", "csv"]
     message: str | None = None  # EDIFACT message type this mapping is written for
     options: dict[str, str] = {}  # timezone, decimal_mark: see gateway/mapping/functions.py Options
+    namespaces: dict[str, str] = {}  # XML: prefix → namespace URI, for the XPaths
+    csv: CsvOptions = CsvOptions()
+    issued_at: FieldSpec | None = None  # when the document was issued: orders messages about the same things
+    reference: FieldSpec | None = None  # XML: the document's reference (EDIFACT: UNH 1; CSV: the row)
     records: list[RecordSpec] = Field(min_length=1)
     examples: list[Example] = []
 
@@ -160,7 +195,15 @@ def load_mapping(path: Path) -> Mapping:
         mapping.function_options  # noqa: B018 - validates option names
     except TypeError:
         problems.append(source.problem(("options",), f"valid options are {', '.join(Options.__annotations__)}"))
+    if mapping.format == "csv" and mapping.message is None:
+        problems.append(source.problem(("message",), "a CSV mapping names the kind of list it reads, e.g. CONTAINERS"))
+    check = _FormatCheck(mapping, source, problems)
+    for key in ("issued_at", "reference"):
+        spec = getattr(mapping, key)
+        if spec is not None:
+            check.field((key,), spec, top=True)
     for i, record in enumerate(mapping.records):
+        check.record(("records", i), record)
         record_type = RECORD_TYPES.get(record.entity)
         if record_type is None:
             problems.append(
@@ -212,3 +255,69 @@ def _nested(record_type: type[BaseModel], name: str) -> type[BaseModel] | None:
             return ann
         stack.extend(typing.get_args(ann))
     return None
+
+
+class _FormatCheck:
+    """The keys a field may use depend on the format: ``seg``/``el`` for EDIFACT, ``xpath`` for XML,
+    ``column`` for CSV. Checked once the file's shape is valid, so each problem names its line."""
+
+    _KEYS = {"edifact": ("seg", "el"), "xml": ("xpath",), "csv": ("column",)}
+
+    def __init__(self, mapping: Mapping, source: YamlSource, problems: list[str]) -> None:
+        self.format = mapping.format
+        self.namespaces = mapping.namespaces
+        self.source = source
+        self.problems = problems
+
+    def problem(self, loc: tuple[str | int, ...], text: str) -> None:
+        self.problems.append(self.source.problem(loc, text))
+
+    def selector(self, loc: tuple[str | int, ...], text: str) -> None:
+        try:
+            if self.format == "edifact":
+                Selector(text)
+            elif self.format == "xml":
+                from lxml import etree
+
+                etree.XPath(text, namespaces=self.namespaces)
+        except (ValueError, Exception) as exc:  # lxml raises XPathSyntaxError / XPathEvalError
+            self.problem(loc, f"{text!r}: {exc}")
+
+    def record(self, loc: tuple[str | int, ...], record: RecordSpec) -> None:
+        for key in ("each", "if_present"):
+            value = getattr(record, key)
+            if value is None:
+                continue
+            if self.format == "csv":
+                self.problem((*loc, key), "a CSV mapping makes its records from each row; it has no `each`")
+            else:
+                self.selector((*loc, key), value)
+        for name, spec in record.fields.items():
+            self.field((*loc, "fields", name), spec, top=True)
+
+    def field(self, loc: tuple[str | int, ...], spec: FieldSpec, *, top: bool) -> None:
+        own = self._KEYS[self.format]
+        for fmt, keys in self._KEYS.items():
+            for key in keys:
+                if fmt != self.format and getattr(spec, key) is not None:
+                    self.problem(
+                        (*loc, key), f"`{key}` is for {fmt} mappings; this one reads {self.format} ({', '.join(own)})"
+                    )
+        if spec.seg is not None and self.format == "edifact":
+            pass  # checked by FieldSpec
+        if spec.xpath is not None and self.format == "xml":
+            self.selector((*loc, "xpath"), spec.xpath)
+        if spec.arg_from is not None:
+            if self.format == "edifact":
+                try:
+                    element_path(spec.arg_from)
+                except ValueError as exc:
+                    self.problem((*loc, "arg_from"), str(exc))
+            elif self.format == "xml":
+                self.selector((*loc, "arg_from"), spec.arg_from)
+        if self.format == "csv" and spec.all:
+            self.problem((*loc, "all"), "a CSV cell holds one value; `all` is for EDIFACT and XML")
+        for j, alt in enumerate(spec.first or []):
+            self.field((*loc, "first", j), alt, top=top)
+        for name, inner in (spec.fields or {}).items():
+            self.field((*loc, "fields", name), inner, top=False)

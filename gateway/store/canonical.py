@@ -2,20 +2,37 @@
 
 Runs inside the processing transaction of one inbound payload, so the canonical change, the events it writes
 and the deliveries those events cause commit together or not at all (the transactional outbox).
-A record that changes nothing writes no event and causes no delivery: replays are harmless.
+
+Two rules keep updates correct whatever the order messages arrive in:
+
+- **Replays are harmless.** A record that changes nothing writes no event and causes no delivery; a container
+  event already on the timeline (same container, kind and time) is not written twice.
+- **Newer wins, per field.** Every row remembers, per field, the issue time of the message that set it
+  (``as_of``). A message issued earlier that arrives late fills fields nobody set later, and leaves the rest;
+  an older container event goes on the timeline marked ``superseded`` without changing the current status.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import forms
-from gateway.canonical import BookingRecord, ContainerRecord, MappedMessage, VesselCallRecord
+from gateway.canonical import (
+    BookingRecord,
+    ContainerEventRecord,
+    ContainerRecord,
+    CustomsStatusRecord,
+    MappedMessage,
+    ShipmentRecord,
+    VesselCallRecord,
+)
 from gateway.config import RouteConfig
 from gateway.errors import GatewayError, Position
 from gateway.model import (
@@ -44,7 +61,11 @@ _CONTAINER_FIELDS = (
     "commodity",
     "terminal_code",
     "delivery_at",
+    "bl_number",
+    "vgm_method",
+    "vgm_party",
 )
+_SHIPMENT_KEYS = {"entity", "bl_number", "booking_number", "carrier_scac", "direction", "form", "customs_declaration"}
 
 
 def find_deal(
@@ -71,6 +92,17 @@ def find_deal(
     return session.scalars(q.order_by(Deal.id).limit(1)).first()
 
 
+@dataclass
+class _Context:
+    """What earlier records of the same message established, for the records after them."""
+
+    mapped: MappedMessage
+    stamp: str  # the message's issue time, UTC ISO: compared with the stamps in ``as_of``
+    vessel_call: VesselCall | None = None
+    bookings: dict[str, Booking] = field(default_factory=dict)
+    deals: dict[str, Deal] = field(default_factory=dict)  # by B/L and by booking number
+
+
 class CanonicalWriter:
     """Writes the records of one inbound payload; collects the events it wrote."""
 
@@ -82,121 +114,231 @@ class CanonicalWriter:
         self.events: list[Event] = []
 
     def write(self, mapped: MappedMessage) -> None:
-        vessel_call: VesselCall | None = None
-        bookings: dict[str, Booking] = {}
+        issued = mapped.issued_at or self.message.received_at
+        ctx = _Context(mapped, _stamp(issued))
         for record in mapped.records:
             if isinstance(record, VesselCallRecord):
-                vessel_call = self.vessel_call(record)
+                ctx.vessel_call = self.vessel_call(record, ctx)
             elif isinstance(record, BookingRecord):
-                booking = self.booking(record, vessel_call)
-                bookings[booking.booking_number] = booking
+                booking = self.booking(record, ctx)
+                ctx.bookings[booking.booking_number] = booking
+            elif isinstance(record, ShipmentRecord):
+                self.shipment(record, ctx)
+            elif isinstance(record, ContainerRecord):
+                self.container(record, ctx)
+            elif isinstance(record, ContainerEventRecord):
+                self.container_event(record, ctx)
             else:
-                self.container(record, bookings, vessel_call, mapped)
+                self.customs_status(record, ctx)
 
-    def event(self, kind: str, deal: Deal | None, detail: dict[str, Any], container: Container | None = None) -> Event:
+    # --- events --------------------------------------------------------------------------------------------
+
+    def event(
+        self,
+        kind: str,
+        deal: Deal | None,
+        detail: dict[str, Any],
+        container: Container | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Event:
         self.session.flush()
         ev = outbox.emit(
             self.session,
             kind,
             self.routes,
-            self.facts(container),
+            self.facts(container, deal),
             message_id=self.message.id,
             deal_id=deal.id if deal else None,
             container_id=container.id if container else None,
             detail=detail,
+            occurred_at=occurred_at,
         )
         self.events.append(ev)
         return ev
 
-    def facts(self, container: Container | None) -> dict[str, Any]:
+    def facts(self, container: Container | None, deal: Deal | None = None) -> dict[str, Any]:
         """What route conditions (``when:``) may test."""
+        deal = deal or (container.deal if container else None)
         return {
             "partner": self.partner.code if self.partner else None,
             "message_type": self.message.message_type,
             "full_empty": container.full_empty if container else None,
+            "direction": deal.direction if deal else None,
         }
 
-    def vessel_call(self, rec: VesselCallRecord) -> VesselCall:
+    # --- vessel calls, bookings, deals -----------------------------------------------------------------------
+
+    def vessel_call(self, rec: VesselCallRecord, ctx: _Context) -> VesselCall:
         identity = rec.imo_number or rec.call_sign or rec.vessel_name or ""
         key = "|".join((rec.carrier_scac or "", rec.voyage, identity)).upper()
         row = self.session.scalar(select(VesselCall).where(VesselCall.natural_key == key))
         if row is None:
             row = VesselCall(natural_key=key, voyage=rec.voyage)
             self.session.add(row)
-        changed = _assign(row, rec.model_dump(exclude={"entity"}, exclude_none=True))
+        changed, _ = _assign(row, rec.model_dump(exclude={"entity"}, exclude_none=True), ctx.stamp)
         if changed:
             self.session.flush()
             self.event("vessel_call.announced", None, {"vessel_call_id": row.id, "changed": changed})
         return row
 
-    def booking(self, rec: BookingRecord, vessel_call: VesselCall | None) -> Booking:
-        scac = rec.carrier_scac or (vessel_call.carrier_scac if vessel_call else None) or ""
-        row = self.session.scalar(
-            select(Booking).where(Booking.booking_number == rec.booking_number, Booking.carrier_scac == scac)
-        )
-        is_new = row is None
-        if row is None:
-            row = Booking(booking_number=rec.booking_number, carrier_scac=scac)
-            self.session.add(row)
-        if row.deal is None:
-            row.deal = self.open_deal(booking_number=rec.booking_number, carrier_scac=scac)
-        changed = _assign(row, {"vessel_call": vessel_call} if vessel_call else {})
+    def booking(self, rec: BookingRecord, ctx: _Context) -> Booking:
+        scac = rec.carrier_scac or (ctx.vessel_call.carrier_scac if ctx.vessel_call else None) or ""
+        row, is_new = self.booking_row(rec.booking_number, scac)
+        changed = []
+        if ctx.vessel_call is not None and row.vessel_call is not ctx.vessel_call:
+            row.vessel_call = ctx.vessel_call
+            changed.append("vessel_call")
         if changed or is_new:
             self.session.flush()
             self.event("booking.announced", row.deal, {"booking_number": row.booking_number})
+        assert row.deal is not None
+        ctx.deals[row.booking_number] = row.deal
         return row
 
-    def open_deal(self, *, booking_number: str, carrier_scac: str) -> Deal:
-        deal = find_deal(self.session, booking_number=booking_number, carrier_scac=carrier_scac)
+    def booking_row(self, number: str, scac: str, bl_number: str | None = None) -> tuple[Booking, bool]:
+        """The booking, created with its export deal when new."""
+        row = self.session.scalar(select(Booking).where(Booking.booking_number == number, Booking.carrier_scac == scac))
+        is_new = row is None
+        if row is None:
+            row = Booking(booking_number=number, carrier_scac=scac)
+            self.session.add(row)
+        if row.deal is None:
+            row.deal = self.deal_for(bl_number=bl_number, booking_number=number, carrier_scac=scac)
+        return row, is_new
+
+    def deal_for(
+        self,
+        *,
+        bl_number: str | None,
+        booking_number: str | None,
+        carrier_scac: str | None,
+        direction: str = "export",
+    ) -> Deal:
+        """The deal of a B/L, else of a booking; opened when there is none (one deal per B/L)."""
+        deal = find_deal(self.session, bl_number=bl_number) if bl_number else None
+        if deal is None and booking_number:
+            deal = find_deal(self.session, booking_number=booking_number, carrier_scac=carrier_scac)
+            if deal is not None and bl_number and deal.bl_number not in (None, bl_number):
+                deal = None  # the booking is split over several B/Ls: this one gets a deal of its own
         if deal is None:
             deal = Deal(
                 deal_number=f"DL-{secrets.token_hex(5).upper()}",
-                direction="export",
+                direction=direction,
+                bl_number=bl_number,
                 booking_number=booking_number,
-                carrier_scac=carrier_scac,
+                carrier_scac=carrier_scac or "",
             )
             self.session.add(deal)
             self.session.flush()
-            self.event("deal.opened", deal, {"booking_number": booking_number, "carrier_scac": carrier_scac})
+            detail = {"bl_number": bl_number, "booking_number": booking_number, "carrier_scac": carrier_scac}
+            self.event("deal.opened", deal, {k: v for k, v in detail.items() if v})
+        elif bl_number and deal.bl_number is None:
+            deal.bl_number = bl_number
         return deal
 
-    def container(
-        self,
-        rec: ContainerRecord,
-        bookings: dict[str, Booking],
-        vessel_call: VesselCall | None,
-        mapped: MappedMessage,
-    ) -> None:
-        booking = bookings.get(rec.booking_number or "") if rec.booking_number else None
-        if booking is None and not rec.booking_number and len(bookings) == 1:
-            booking = next(iter(bookings.values()))
-        if booking is None:
+    def context_deal(self, ctx: _Context, bl_number: str | None, booking_number: str | None) -> Deal | None:
+        """A deal this message already named, by B/L or booking; the only one when the record names none."""
+        for key in (bl_number, booking_number):
+            if key and key in ctx.deals:
+                return ctx.deals[key]
+        if not (bl_number or booking_number):
+            distinct = {id(d): d for d in ctx.deals.values()}
+            if len(distinct) == 1:
+                return next(iter(distinct.values()))
+        return None
+
+    def shipment(self, rec: ShipmentRecord, ctx: _Context) -> Deal:
+        scac = rec.carrier_scac or (ctx.vessel_call.carrier_scac if ctx.vessel_call else None)
+        direction = rec.direction or "export"
+        if rec.booking_number and direction == "export":
+            booking, _ = self.booking_row(rec.booking_number, scac or "", rec.bl_number)
+            if ctx.vessel_call is not None and booking.vessel_call is None:
+                booking.vessel_call = ctx.vessel_call
+            deal = booking.deal
+            assert deal is not None
+            if rec.bl_number and deal.bl_number != rec.bl_number:
+                deal = self.deal_for(bl_number=rec.bl_number, booking_number=rec.booking_number, carrier_scac=scac)
+        else:
+            deal = self.deal_for(
+                bl_number=rec.bl_number, booking_number=rec.booking_number, carrier_scac=scac, direction=direction
+            )
+        for key in (rec.bl_number, rec.booking_number):
+            if key:
+                ctx.deals[key] = deal
+        details = rec.model_dump(mode="json", exclude=_SHIPMENT_KEYS, exclude_none=True)
+        changed = _merge(deal, "details", details, ctx.stamp)
+        if rec.booking_number and deal.booking_number is None:
+            deal.booking_number = rec.booking_number
+        if rec.customs_declaration and deal.declaration_number is None:
+            deal.declaration_number = rec.customs_declaration
+        if rec.form:
+            self.session.flush()
+            if self.save_form(deal, rec.form, "", forms.shipment(deal)):
+                changed.append(f"form {rec.form}")
+            self.join(deal, rec.form)
+        if changed:
+            self.event("shipment.updated", deal, {"changed": changed, "form": rec.form})
+        return deal
+
+    # --- containers --------------------------------------------------------------------------------------------
+
+    def container_deal(self, ctx: _Context, number: str, bl: str | None, booking: str | None) -> Deal | None:
+        """The deal a container record belongs to: named by this message, else by the store, else the deal
+        the container was last seen on."""
+        deal = self.context_deal(ctx, bl, booking)
+        if deal is None and (bl or booking):
+            scac = ctx.vessel_call.carrier_scac if ctx.vessel_call else None
+            if bl:
+                deal = find_deal(self.session, bl_number=bl)
+            if deal is None and booking:
+                deal = self.booking_row(booking, scac or "")[0].deal
+        if deal is None:
+            last = self.session.scalars(
+                select(Container).where(Container.number == number).order_by(Container.id.desc()).limit(1)
+            ).first()
+            deal = last.deal if last else None
+        return deal
+
+    def container_row(self, number: str, deal: Deal | None) -> Container:
+        q = select(Container).where(Container.number == number)
+        q = q.where(Container.deal_id == deal.id) if deal is not None else q.where(Container.deal_id.is_(None))
+        row = self.session.scalars(q.limit(1)).first()
+        if row is None:
+            row = Container(number=number, deal=deal)
+            self.session.add(row)
+        return row
+
+    def container(self, rec: ContainerRecord, ctx: _Context) -> None:
+        deal = self.container_deal(ctx, rec.number, rec.bl_number, rec.booking_number)
+        if deal is None:
             raise GatewayError(
                 "MAP-2",
-                f"container {rec.number} names no booking this message announces "
-                f"(booking {rec.booking_number or 'absent'})",
-                Position(message_number=mapped.number),
+                f"container {rec.number} names no booking or B/L, and the message and the store know no deal for it",
+                Position(message_number=ctx.mapped.number),
                 step="persist",
             )
-        deal = booking.deal
-        assert deal is not None
-        row = self.session.scalar(select(Container).where(Container.deal_id == deal.id, Container.number == rec.number))
-        if row is None:
-            row = Container(number=rec.number, deal=deal)
-            self.session.add(row)
-        values: dict[str, Any] = {"booking": booking}
-        values.update({f: getattr(rec, f) for f in _CONTAINER_FIELDS if getattr(rec, f) is not None})
+        row = self.container_row(rec.number, deal)
+        booking = ctx.bookings.get(rec.booking_number or "") or next(
+            (b for b in ctx.bookings.values() if b.deal is deal), None
+        )
+        if booking is None and rec.booking_number:
+            booking = self.session.scalar(select(Booking).where(Booking.booking_number == rec.booking_number))
+        values: dict[str, Any] = {f: getattr(rec, f) for f in _CONTAINER_FIELDS if getattr(rec, f) is not None}
         if "seals" in rec.model_fields_set:
             values["seals"] = [s.model_dump(exclude_none=True) for s in rec.seals]
         if rec.oog is not None:
             values["oog"] = rec.oog.model_dump(exclude_none=True)
-        changed = _assign(row, values)
-        if "dangerous_goods" in rec.model_fields_set:
+        changed, stale = _assign(row, values, ctx.stamp)
+        if booking is not None and row.booking is not booking:
+            row.booking = booking
+            changed.append("booking")
+        if "dangerous_goods" in rec.model_fields_set and not _is_stale(row, "dangerous_goods", ctx.stamp):
             wanted = [d.model_dump() for d in rec.dangerous_goods]
             have = [
                 {k: getattr(d, k) for k in ("un_number", "imdg_class", "packing_group", "flash_point_c")}
                 for d in row.dangerous_goods
             ]
+            row.as_of = {**row.as_of, "dangerous_goods": ctx.stamp}
             if wanted != have:
                 row.dangerous_goods = [DangerousGoods(**d) for d in wanted]
                 changed.append("dangerous_goods")
@@ -204,20 +346,100 @@ class CanonicalWriter:
         if not changed:
             return
         self.session.flush()
-        self.save_form(deal, "UL090", row.number, forms.ul090(row, booking, booking.vessel_call or vessel_call))
-        self.join(deal, "UL090")
-        self.event("container.announced", deal, {"container": row.number, "changed": changed}, container=row)
+        booking = row.booking
+        if deal.direction == "export":
+            self.save_form(deal, "UL090", row.number, forms.ul090(row, booking, _vessel(booking, ctx)))
+            self.join(deal, "UL090")
+        if rec.form and rec.form != "UL090":
+            self.save_form(deal, rec.form, row.number, forms.container_form(rec.form, row))
+            self.join(deal, rec.form)
+        detail: dict[str, Any] = {"container": row.number, "changed": changed}
+        if stale:
+            detail["superseded"] = stale  # fields a later message had set already
+        self.event("container.announced", deal, detail, container=row)
 
-    def save_form(self, deal: Deal, type_code: str, subject: str, payload: dict[str, Any]) -> Form:
+    def container_event(self, rec: ContainerEventRecord, ctx: _Context) -> None:
+        deal = self.container_deal(ctx, rec.container, rec.bl_number, rec.booking_number)
+        row = self.container_row(rec.container, deal)
+        kind = f"container.{rec.kind}"
+        self.session.flush()
+        seen = self.session.scalar(
+            select(Event.id).where(
+                Event.container_id == row.id, Event.kind == kind, Event.occurred_at == rec.occurred_at
+            )
+        )
+        if seen is not None:
+            return  # the same event from another message: already on the timeline
+        current = row.status_at
+        newer = current is None or rec.occurred_at >= current
+        if newer:
+            row.status, row.status_at = rec.kind, rec.occurred_at
+            row.location = rec.location or row.location
+            row.facility = rec.facility or row.facility
+            if rec.full_empty:
+                row.full_empty = rec.full_empty
+        row.last_message_id = self.message.id
+        detail = rec.model_dump(mode="json", exclude={"entity", "container", "kind"}, exclude_none=True)
+        detail["container"] = row.number
+        if not newer:
+            detail["superseded"] = True  # older than the status the container already has: history only
+        self.event(kind, deal, detail, container=row, occurred_at=rec.occurred_at)
+
+    def customs_status(self, rec: CustomsStatusRecord, ctx: _Context) -> None:
+        deal = self.context_deal(ctx, rec.bl_number, rec.booking_number)
+        if deal is None and rec.bl_number:
+            deal = find_deal(self.session, bl_number=rec.bl_number)
+        if deal is None and rec.booking_number:
+            deal = self.session.scalars(
+                select(Deal).where(Deal.booking_number == rec.booking_number).order_by(Deal.id).limit(1)
+            ).first()
+        if deal is None and rec.declaration_number:
+            deal = self.session.scalars(
+                select(Deal).where(Deal.declaration_number == rec.declaration_number).order_by(Deal.id).limit(1)
+            ).first()
+        if deal is None:
+            keys = ", ".join(
+                f"{k} {v}"
+                for k, v in (
+                    ("B/L", rec.bl_number),
+                    ("booking", rec.booking_number),
+                    ("declaration", rec.declaration_number),
+                )
+                if v
+            )
+            raise GatewayError(
+                "PER-2", f"no deal is known for {keys}", Position(message_number=ctx.mapped.number), step="persist"
+            )
+        stamp = _stamp(rec.occurred_at) if rec.occurred_at else ctx.stamp
+        changed, stale = _assign(deal, {"customs_status": rec.status}, stamp)
+        targets = [c for c in deal.containers if not rec.containers or c.number in rec.containers]
+        for container in targets:
+            c_changed, _ = _assign(container, {"customs_status": rec.status}, stamp)
+            changed += [f"{container.number}.customs_status" for _ in c_changed]
+        if rec.declaration_number and deal.declaration_number != rec.declaration_number:
+            deal.declaration_number = rec.declaration_number
+            changed.append("declaration_number")
+        if not changed and not stale:
+            return
+        detail = rec.model_dump(mode="json", exclude={"entity"}, exclude_none=True)
+        if stale:
+            detail["superseded"] = True
+        self.event("customs.status", deal, detail, occurred_at=rec.occurred_at)
+
+    # --- forms and rights -----------------------------------------------------------------------------------
+
+    def save_form(self, deal: Deal, type_code: str, subject: str, payload: dict[str, Any]) -> bool:
+        """Create or update a form; True when its content changed."""
         form = self.session.scalar(
             select(Form).where(Form.deal_id == deal.id, Form.type_code == type_code, Form.subject == subject)
         )
         if form is None:
-            form = Form(deal=deal, type_code=type_code, subject=subject, payload=payload)
-            self.session.add(form)
-        elif form.payload != payload:
+            self.session.add(Form(deal=deal, type_code=type_code, subject=subject, payload=payload))
+            return True
+        if form.payload != payload:
             form.payload = payload  # version_id_col bumps the version (and etag) on flush
-        return form
+            return True
+        return False
 
     def join(self, deal: Deal, form_type: str) -> None:
         """The sending partner takes part in the deal with write rights on the forms its messages fill."""
@@ -233,11 +455,54 @@ class CanonicalWriter:
             part.rights = {**part.rights, form_type: Right.READ_WRITE.value}
 
 
-def _assign(row: Any, values: Mapping[str, Any]) -> list[str]:
-    """Set attributes that differ; return the names that changed."""
-    changed = []
+def _vessel(booking: Booking | None, ctx: _Context) -> VesselCall | None:
+    return (booking.vessel_call if booking else None) or ctx.vessel_call
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC ISO text: stamps compare as strings."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _is_stale(row: Any, name: str, stamp: str) -> bool:
+    return bool((row.as_of or {}).get(name, "") > stamp)
+
+
+def _assign(row: Any, values: Mapping[str, Any], stamp: str) -> tuple[list[str], list[str]]:
+    """Set the fields whose stored value is not newer than ``stamp``; return (changed, stale) field names."""
+    times = dict(row.as_of or {})
+    changed, stale = [], []
     for name, value in values.items():
+        if times.get(name, "") > stamp:
+            if getattr(row, name) != value:
+                stale.append(name)
+            continue
+        times[name] = stamp
         if getattr(row, name) != value:
             setattr(row, name, value)
             changed.append(name)
+    if times != (row.as_of or {}):
+        row.as_of = times
+    return changed, stale
+
+
+def _merge(row: Any, column: str, values: Mapping[str, Any], stamp: str) -> list[str]:
+    """:func:`_assign` for the keys of a JSON column (``as_of`` keys are ``column.key``)."""
+    times = dict(row.as_of or {})
+    current = dict(getattr(row, column) or {})
+    changed = []
+    for name, value in values.items():
+        key = f"{column}.{name}"
+        if times.get(key, "") > stamp:
+            continue
+        times[key] = stamp
+        if current.get(name) != value:
+            current[name] = value
+            changed.append(name)
+    if changed:
+        setattr(row, column, current)
+    if times != (row.as_of or {}):
+        row.as_of = times
     return changed

@@ -25,6 +25,8 @@ def route_applies(route: RouteConfig, facts: Mapping[str, Any]) -> bool:
         return False
     if when.message_type is not None and facts.get("message_type") not in when.message_type:
         return False
+    if when.direction is not None and facts.get("direction") != when.direction:
+        return False
     return not (when.full_empty is not None and facts.get("full_empty") != when.full_empty)
 
 
@@ -58,9 +60,17 @@ def emit(
     deal_id: int | None = None,
     container_id: int | None = None,
     detail: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> Event:
     """Write an event and, in the same transaction, the deliveries of the routes it triggers."""
-    event = Event(kind=kind, message_id=message_id, deal_id=deal_id, container_id=container_id, detail=detail or {})
+    event = Event(
+        kind=kind,
+        message_id=message_id,
+        deal_id=deal_id,
+        container_id=container_id,
+        detail=detail or {},
+        occurred_at=occurred_at or utcnow(),
+    )
     session.add(event)
     session.flush()
     enqueue(session, event, routes, facts)

@@ -118,7 +118,7 @@ def test_check_and_db_upgrade(tmp_path: Path, database_url: str) -> None:
     ok = gateway(config, "check")
     assert ok.returncode == 0 and "OK" in ok.stdout
     up = gateway(config, "db", "upgrade")
-    assert up.returncode == 0 and "database at revision 0001" in up.stdout
+    assert up.returncode == 0 and "database at revision 0002" in up.stdout
 
 
 def test_run_takes_dropped_files_and_stops_cleanly_on_sigterm(tmp_path: Path, database_url: str) -> None:

@@ -1,0 +1,226 @@
+"""One input message as the mapping engine reads it, whatever its format.
+
+The engine (``engine.py``) knows records, fields, conversions and errors; a source knows how its format
+selects and reads: EDIFACT segments by ``TAG+Q1`` selectors and element paths, XML nodes by XPath, CSV cells
+by column header. Each source answers the same four questions, so a mapping language feature works the same
+way in all three formats.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any, Protocol
+
+from lxml import etree
+
+from gateway.edifact.envelope import Message as EdifactMessage
+from gateway.edifact.tokenizer import Segment
+from gateway.errors import Position
+from gateway.mapping.language import Selector, element_path
+
+
+class Source(Protocol):
+    """What the engine asks of an input message.
+
+    A *node* is what a selector picks (a segment, an XML element or attribute value, a CSV cell); a *group*
+    is what ``each`` makes one record of (a list of segments, an XML element).
+    """
+
+    number: int  # 1-based ordinal of the message in its payload (CSV: the row's line number)
+    reference: str
+    type: str
+    issued_at: datetime | None  # from the envelope, when the format has one
+
+    def groups(self, each: str, until: Sequence[str]) -> list[Any]: ...
+
+    def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
+        """Nodes matching ``selector``: in the parent ``node`` (XML), else the ``group``, else (or when
+        ``whole``) the whole message."""
+        ...
+
+    def read(self, node: Any, path: str | None) -> str | None:
+        """The text at ``path`` of ``node`` (an element path for EDIFACT, an XPath for XML, a column for CSV),
+        or of the node itself when ``path`` is None."""
+        ...
+
+    def position(self, node: Any) -> Position: ...
+
+
+# --- EDIFACT ---------------------------------------------------------------------------------------------
+
+
+@cache
+def _selector(text: str) -> Selector:
+    return Selector(text)
+
+
+@cache
+def _path(value: str) -> tuple[int, int]:
+    return element_path(value)
+
+
+def matches(seg: Segment, sel: Selector) -> bool:
+    if seg.tag != sel.tag:
+        return False
+    return all(not q or seg.element(i, 1) == q for i, q in enumerate(sel.qualifiers, start=1))
+
+
+class EdifactSource:
+    """One UNH..UNT message. Groups are runs of segments; nested fields search the group, not a segment."""
+
+    def __init__(self, msg: EdifactMessage) -> None:
+        self.msg = msg
+        self.number = msg.number
+        self.reference = msg.reference
+        self.type = msg.type
+        self.issued_at = _unb_time(msg)
+
+    def groups(self, each: str, until: Sequence[str]) -> list[Any]:
+        start = _selector(each)
+        groups: list[list[Segment]] = []
+        current: list[Segment] | None = None
+        for seg in self.msg.segments:
+            if matches(seg, start):
+                current = [seg]
+                groups.append(current)
+            elif current is not None and seg.tag in until:
+                current = None
+            elif current is not None:
+                current.append(seg)
+        return groups
+
+    def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
+        assert isinstance(selector, str)
+        sel = _selector(selector)
+        pool = self.msg.segments if whole or group is None else group
+        return [s for s in pool if matches(s, sel)]
+
+    def read(self, node: Any, path: str | None) -> str | None:
+        if path is None or node is None:
+            return None
+        text: str = node.element(*_path(path))
+        return text or None
+
+    def position(self, node: Any) -> Position:
+        if isinstance(node, list):
+            node = node[0] if node else None
+        if node is None:
+            return Position(message_number=self.number)
+        return Position(segment_number=node.number, segment_tag=node.tag, message_number=self.number)
+
+
+def _unb_time(msg: EdifactMessage) -> datetime | None:
+    """The interchange's preparation date and time (UNB 4), read as Japan time when it has no zone."""
+    from zoneinfo import ZoneInfo
+
+    header = msg.interchange.header
+    date, time = header.element(4, 1), header.element(4, 2)
+    for text, pattern in ((date + time, "%y%m%d%H%M"), (date + time, "%Y%m%d%H%M")):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=ZoneInfo("Asia/Tokyo"))
+        except ValueError:
+            continue
+    return None
+
+
+# --- XML -------------------------------------------------------------------------------------------------
+
+
+class XmlSource:
+    """One XML document. XPaths are relative to the parent node, else the record's element, else the root."""
+
+    def __init__(self, root: Any, *, namespaces: Mapping[str, str], reference: str, type: str) -> None:
+        self.root = root
+        self.tree = root.getroottree()
+        self.namespaces = dict(namespaces)
+        self.number = 1
+        self.reference = reference
+        self.type = type
+        self.issued_at: datetime | None = None
+        self._compiled: dict[str, etree.XPath] = {}
+
+    def xpath(self, context: Any, expression: str) -> list[Any]:
+        compiled = self._compiled.get(expression)
+        if compiled is None:
+            compiled = self._compiled[expression] = etree.XPath(expression, namespaces=self.namespaces)
+        result = compiled(context)
+        if isinstance(result, list):
+            return result
+        if isinstance(result, bool):
+            return [str(result).lower()] if result else []
+        return [result] if result not in (None, "") else []
+
+    def groups(self, each: str, until: Sequence[str]) -> list[Any]:
+        return [n for n in self.xpath(self.root, each) if isinstance(n, etree._Element)]
+
+    def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
+        assert isinstance(selector, str)
+        context = self.root if whole else node if isinstance(node, etree._Element) else group
+        return self.xpath(self.root if context is None else context, selector)
+
+    def read(self, node: Any, path: str | None) -> str | None:
+        if node is None:
+            return None
+        if path is not None:
+            if not isinstance(node, etree._Element):
+                return None
+            found = self.xpath(node, path)
+            node = found[0] if found else None
+            if node is None:
+                return None
+        text = "".join(str(t) for t in node.itertext()) if isinstance(node, etree._Element) else str(node)
+        text = " ".join(text.split())
+        return text or None
+
+    def position(self, node: Any) -> Position:
+        if isinstance(node, etree._ElementUnicodeResult | etree._ElementStringResult):
+            node = node.getparent()
+        if not isinstance(node, etree._Element):
+            return Position(message_number=1)
+        return Position(path=f"{self.tree.getpath(node)} (line {node.sourceline})", message_number=1)
+
+
+# --- CSV -------------------------------------------------------------------------------------------------
+
+
+def header_key(name: str) -> str:
+    """Headers compare without case, surrounding spaces or full-width forms (ＣＯＮＴＡＩＮＥＲ = container)."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
+class CsvSource:
+    """One data row of a CSV file; ``column`` names a header (or alternatives), matched by :func:`header_key`."""
+
+    def __init__(self, row: Mapping[str, str], *, line: int, type: str) -> None:
+        self.row = row  # header_key → cell
+        self.number = line
+        self.reference = f"row {line}"
+        self.type = type
+        self.issued_at: datetime | None = None
+
+    def cell(self, column: str | list[str]) -> tuple[str, str] | None:
+        for name in [column] if isinstance(column, str) else column:
+            value = self.row.get(header_key(name), "").strip()
+            if value:
+                return name, value
+        return None
+
+    def groups(self, each: str, until: Sequence[str]) -> list[Any]:
+        return [None]
+
+    def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
+        found = self.cell(selector)
+        return [found] if found else []
+
+    def read(self, node: Any, path: str | None) -> str | None:
+        if path is not None:
+            found = self.cell(path)
+            return found[1] if found else None
+        return node[1] if node else None
+
+    def position(self, node: Any) -> Position:
+        column = f", column {node[0]!r}" if isinstance(node, tuple) else ""
+        return Position(path=f"row {self.number}{column}", message_number=self.number)
