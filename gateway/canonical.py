@@ -181,6 +181,26 @@ class CustomsStatusRecord(Record):
         return self
 
 
+class AckError(Record):
+    code: str | None = None
+    text: str | None = None
+
+
+class AcknowledgementRecord(Record):
+    """A partner's application acknowledgement (APERAK) of a message we sent: accepted, or rejected with errors.
+    It goes on the timeline of the deal it names (by B/L or booking) or, without one, stands alone."""
+
+    entity: Literal["acknowledgement"] = "acknowledgement"
+    of_reference: str  # the reference of the acknowledged document or message
+    of_type: str | None = None  # its document type (BGM 1001 or the message type)
+    accepted: bool
+    errors: list[AckError] = []
+    bl_number: str | None = None
+    booking_number: str | None = None
+    container: ContainerNumber | None = None
+    occurred_at: datetime | None = None
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     "vessel_call": VesselCallRecord,
     "booking": BookingRecord,
@@ -188,6 +208,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "container": ContainerRecord,
     "container_event": ContainerEventRecord,
     "customs_status": CustomsStatusRecord,
+    "acknowledgement": AcknowledgementRecord,
 }
 AnyRecord = Annotated[
     VesselCallRecord | BookingRecord | ShipmentRecord | ContainerRecord | ContainerEventRecord | CustomsStatusRecord,

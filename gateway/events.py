@@ -17,6 +17,7 @@ EVENT_KINDS: dict[str, str] = {
     "container.stuffed": "a container was stuffed (IFTSTA)",
     "container.stripped": "a container was stripped (IFTSTA)",
     "container.status": "another status of a container was reported (IFTSTA)",
+    "acknowledgement.received": "a partner acknowledged a message we sent, accepting or rejecting it (APERAK)",
     "customs.status": "customs answered about a deal: accepted, permitted, held, ... (CUSRES)",
     "edifact.received": "an EDIFACT payload from a partner whose agreement asks for CONTRL was processed (either way)",
     "edifact.application_error": "an EDIFACT message passed the syntax checks but mapping or persisting refused it "

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from gateway import forms
 from gateway.canonical import (
+    AcknowledgementRecord,
     BookingRecord,
     ContainerEventRecord,
     ContainerRecord,
@@ -128,8 +129,10 @@ class CanonicalWriter:
                 self.container(record, ctx)
             elif isinstance(record, ContainerEventRecord):
                 self.container_event(record, ctx)
-            else:
+            elif isinstance(record, CustomsStatusRecord):
                 self.customs_status(record, ctx)
+            else:
+                self.acknowledgement(record, ctx)
 
     # --- events --------------------------------------------------------------------------------------------
 
@@ -425,6 +428,17 @@ class CanonicalWriter:
         if stale:
             detail["superseded"] = True
         self.event("customs.status", deal, detail, occurred_at=rec.occurred_at)
+
+    def acknowledgement(self, rec: AcknowledgementRecord, ctx: _Context) -> None:
+        deal = self.context_deal(ctx, rec.bl_number, rec.booking_number)
+        if deal is None and rec.bl_number:
+            deal = find_deal(self.session, bl_number=rec.bl_number)
+        if deal is None and rec.booking_number:
+            deal = self.session.scalars(
+                select(Deal).where(Deal.booking_number == rec.booking_number).order_by(Deal.id).limit(1)
+            ).first()
+        detail = rec.model_dump(mode="json", exclude={"entity"}, exclude_none=True)
+        self.event("acknowledgement.received", deal, detail, occurred_at=rec.occurred_at)
 
     # --- forms and rights -----------------------------------------------------------------------------------
 
