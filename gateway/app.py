@@ -60,7 +60,12 @@ class Gateway:
         self.store = MessageStore(self.sessions, partner_ids)
         self.mappings = MappingTable(config.mappings)
         self.pipeline = Pipeline(
-            self.sessions, self.mappings, config.routes, partners=config.partners, channels=config.channels
+            self.sessions,
+            self.mappings,
+            config.routes,
+            partners=config.partners,
+            channels=config.channels,
+            xml=config.xml,
         )
         self.dispatcher = Dispatcher(self.sessions, config.routes, partners=config.partners)
         self.pollers = [FolderPoller(name, ch, self._take) for name, ch in config.channels.items() if ch.enabled]

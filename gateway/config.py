@@ -92,11 +92,28 @@ class MappingMatch(Section):
     message: str | None = None  # e.g. COPARN; None matches any
     version: str | None = None  # e.g. D95B; None matches any
     partner: str | None = None  # None matches any partner
+    channel: str | None = None  # the channel the payload came in on; None matches any
 
 
 class MappingRule(Section):
     match: MappingMatch
     use: Path
+    # CSV: a row that fails to map rejects the whole file (reject) or is skipped and noted (skip)
+    bad_rows: Literal["reject", "skip"] = "reject"
+
+
+class XmlSchemaConfig(Section):
+    namespace: str  # the root element's namespace ("" for none)
+    root: str  # the root element's local name
+    xsd: Path  # the XSD file; its imports must be local files
+
+
+class XmlConfig(Section):
+    """Inbound XML limits and the schemas of document types beyond the gateway's own (xsd/catalog.yaml)."""
+
+    schemas: list[XmlSchemaConfig] = []
+    max_bytes: int = Field(default=50_000_000, ge=1)
+    max_depth: int = Field(default=100, ge=1)
 
 
 class RetryPolicy(Section):
@@ -138,6 +155,7 @@ class GatewayConfig(Section):
     channels: dict[str, FolderChannel] = {}
     mappings: list[MappingRule] = []
     routes: dict[str, RouteConfig] = {}
+    xml: XmlConfig = XmlConfig()
 
     @property
     def database_url(self) -> str:
@@ -174,7 +192,11 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
         name: r.model_copy(update={"to": r.to.model_copy(update={"path": abs_(r.to.path)})})
         for name, r in config.routes.items()
     }
-    return config.model_copy(update={"database": db, "channels": channels, "mappings": mappings, "routes": routes})
+    schemas = [x.model_copy(update={"xsd": abs_(x.xsd)}) for x in config.xml.schemas]
+    xml = config.xml.model_copy(update={"schemas": schemas})
+    return config.model_copy(
+        update={"database": db, "channels": channels, "mappings": mappings, "routes": routes, "xml": xml}
+    )
 
 
 def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:
@@ -212,6 +234,13 @@ def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:
                     f"{rule.use.name} maps {mapping.format}, but the rule matches {rule.match.format}",
                 )
             )
+        if rule.match.channel is not None and rule.match.channel not in config.channels:
+            unknown(("mappings", i, "match", "channel"), "channel", rule.match.channel, set(config.channels))
+        if rule.bad_rows == "skip" and rule.match.format != "csv":
+            problems.append(source.problem(("mappings", i, "bad_rows"), "bad_rows applies to CSV rules only"))
+    for j, entry in enumerate(config.xml.schemas):
+        if not entry.xsd.is_file():
+            problems.append(source.problem(("xml", "schemas", j, "xsd"), f"schema file {entry.xsd} does not exist"))
     for name, route in config.routes.items():
         if route.on not in EVENT_KINDS:
             unknown(("routes", name, "on"), "event kind", route.on, set(EVENT_KINDS))

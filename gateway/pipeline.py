@@ -20,14 +20,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.canonical import MappedMessage
-from gateway.config import FolderChannel, PartnerConfig, RouteConfig
+from gateway.config import FolderChannel, MappingRule, PartnerConfig, RouteConfig, XmlConfig
 from gateway.edifact import Interchange, validator
 from gateway.edifact import Message as EdifactMessage
 from gateway.edifact.envelope import first_error, read_all
 from gateway.errors import GatewayError
+from gateway.formats import csv as csvformat
 from gateway.formats import sniff
+from gateway.formats import xml as xmlformat
 from gateway.mapping import MappingTable
-from gateway.mapping.engine import apply
+from gateway.mapping.engine import apply, apply_source
+from gateway.mapping.language import Mapping as LoadedMapping
+from gateway.mapping.sources import CsvSource, XmlSource
 from gateway.model import Message, MessageStatus
 from gateway.store import messages, outbox
 from gateway.store.canonical import CanonicalWriter
@@ -45,10 +49,15 @@ class Work:
     routes: Mapping[str, RouteConfig]
     partners: Mapping[str, PartnerConfig] = field(default_factory=dict)
     channels: Mapping[str, FolderChannel] = field(default_factory=dict)
+    xml: XmlConfig = field(default_factory=XmlConfig)
     format: str | None = None
-    interchanges: list[Interchange] = field(default_factory=list)
-    messages: list[EdifactMessage] = field(default_factory=list)
+    message_type: str | None = None
+    interchanges: list[Interchange] = field(default_factory=list)  # EDIFACT
+    messages: list[EdifactMessage] = field(default_factory=list)  # EDIFACT
+    document: Any = None  # XML: the root element
+    table: csvformat.Table | None = None  # CSV
     mapped: list[MappedMessage] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)  # CSV rows skipped under `bad_rows: skip`
 
     @property
     def partner(self) -> str | None:
@@ -56,25 +65,54 @@ class Work:
 
     def learned(self) -> dict[str, Any]:
         """Facts about the payload worth keeping on its row even when a later step fails."""
-        return {
-            "format": self.format,
-            "message_type": ",".join(sorted({m.type for m in self.messages})) or None,
-            "interchange_ref": self.interchanges[0].reference if self.interchanges else None,
-            "message_count": len(self.messages),
-        }
+        if self.format == "edifact":
+            return {
+                "format": self.format,
+                "message_type": ",".join(sorted({m.type for m in self.messages})) or None,
+                "interchange_ref": self.interchanges[0].reference if self.interchanges else None,
+                "message_count": len(self.messages),
+            }
+        count = len(self.table.rows) if self.table else (1 if self.document is not None else 0)
+        return {"format": self.format, "message_type": self.message_type, "message_count": count}
 
 
 def parse(work: Work) -> None:
     work.format = sniff(work.message.raw)
-    if work.format != "edifact":
-        raise GatewayError("FMT-2", f"{work.format.upper()} payloads are not supported yet", step="parse")
+    PARSERS[work.format](work)
+
+
+def parse_edifact(work: Work) -> None:
     channel = work.channels.get(work.message.channel)
     allow_bare = bool(channel and channel.allow_bare_edifact)
     work.interchanges, work.messages = read_all(work.message.raw, allow_bare=allow_bare)
 
 
+def parse_xml(work: Work) -> None:
+    work.document = xmlformat.parse(work.message.raw, max_bytes=work.xml.max_bytes, max_depth=work.xml.max_depth)
+    work.message_type = xmlformat.document_type(work.document)[1]
+
+
+def parse_csv(work: Work) -> None:
+    """The mapping says how to read the file (encoding, delimiter, header row), so it is chosen here."""
+    _rule, mapping = _csv_rule(work)
+    work.message_type = mapping.message
+    opts = mapping.csv
+    work.table = csvformat.read(
+        work.message.raw, encoding=opts.encoding, delimiter=opts.delimiter, header_row=opts.header_row
+    )
+
+
+PARSERS: dict[str, Callable[[Work], None]] = {"edifact": parse_edifact, "xml": parse_xml, "csv": parse_csv}
+
+
 def validate(work: Work) -> None:
-    """Envelopes first, then each message against its definition in ``edifact/`` (where one exists)."""
+    """EDIFACT: envelopes, then each message against ``edifact/``. XML: its schema. CSV: the mapping's columns."""
+    if work.format == "xml":
+        extra = tuple(xmlformat.SchemaEntry(x.namespace, x.root, x.xsd) for x in work.xml.schemas)
+        xmlformat.catalog(extra).validate(work.document)
+        return
+    if work.format == "csv":
+        return
     error = first_error(work.interchanges, work.messages)
     if error is not None:
         raise error
@@ -89,15 +127,50 @@ def validate(work: Work) -> None:
 
 
 def map_records(work: Work) -> None:
+    if work.format == "xml":
+        name = work.message_type
+        mapping = work.mappings.find(
+            format="xml", message=name, version=None, partner=work.partner, channel=work.message.channel
+        )
+        source = XmlSource(work.document, namespaces=mapping.namespaces, reference=name or "", type=name or "")
+        work.mapped.append(apply_source(mapping, source))
+        return
+    if work.format == "csv":
+        map_csv_rows(work)
+        return
     for msg in work.messages:
-        mapping = work.mappings.find(format="edifact", message=msg.type, version=msg.version, partner=work.partner)
+        mapping = work.mappings.find(
+            format="edifact", message=msg.type, version=msg.version, partner=work.partner, channel=work.message.channel
+        )
         work.mapped.append(apply(mapping, msg))
+
+
+def map_csv_rows(work: Work) -> None:
+    """Each row is one message. A bad row rejects the file, or with ``bad_rows: skip`` is noted and skipped."""
+    assert work.table is not None
+    rule, mapping = _csv_rule(work)
+    for line, row in work.table.rows:
+        try:
+            work.mapped.append(apply_source(mapping, CsvSource(row, line=line, type=mapping.message or "CSV")))
+        except GatewayError as exc:
+            if rule.bad_rows != "skip":
+                raise
+            work.problems.append({**exc.as_dict(), "step": "map", "row": line})
+    if not work.mapped:
+        raise GatewayError("MAP-2", "no row of the CSV file could be mapped", step="map")
+
+
+def _csv_rule(work: Work) -> tuple[MappingRule, LoadedMapping]:
+    return work.mappings.find_rule(
+        format="csv", message=None, version=None, partner=work.partner, channel=work.message.channel
+    )
 
 
 def persist(work: Work) -> None:
     writer = CanonicalWriter(work.session, work.message, work.routes)
     for mapped in work.mapped:
         writer.write(mapped)
+    work.message.problems = work.problems
     work.session.flush()
 
 
@@ -128,7 +201,9 @@ class Pipeline:
         steps: Sequence[tuple[str, Step, MessageStatus | None]] = STEPS,
         partners: Mapping[str, PartnerConfig] | None = None,
         channels: Mapping[str, FolderChannel] | None = None,
+        xml: XmlConfig | None = None,
     ) -> None:
+        self.xml = xml or XmlConfig()
         self.partners = dict(partners or {})
         self.channels = dict(channels or {})
         self.sessions = sessions
@@ -161,7 +236,7 @@ class Pipeline:
                 if msg is None:
                     return None
                 steps.extend(msg.steps)  # history of earlier attempts (reprocessing) stays
-                work = Work(session, msg, self.mappings, self.routes, self.partners, self.channels)
+                work = Work(session, msg, self.mappings, self.routes, self.partners, self.channels, self.xml)
                 for name, step, reached in self.steps:
                     current = name
                     try:

@@ -4,6 +4,12 @@ It reads the input in chunks, cuts segments at unescaped terminators (a terminat
 release characters is data), honours a UNA at the start of any interchange, skips whitespace and line breaks
 between segments, and decodes each segment once in the repertoire its UNB declares. Elements come out in
 pydifact's ``Segment.elements`` shape: a string, or a list of component strings.
+
+Two paths give the same segments. The block path takes up to ``BLOCK`` bytes of whole segments at once: one
+decode, one repertoire search, one release-character search and one regular expression that cuts the block and
+proves every tag well formed, so Python does no per-segment work beyond building the ``Segment``. Any block that
+is not clean (a character problem, a repetition, an odd tag, an empty segment, a multi-byte repertoire, a UNA
+or UNB in it) goes through the per-segment loop, which finds and reports exactly what is wrong.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate, count, repeat
+from operator import add
 from typing import BinaryIO
 
 from gateway.edifact.syntax import DEFAULT, LEVEL_B, REPERTOIRES, Delimiters, syntax_error
@@ -20,6 +28,7 @@ from gateway.errors import GatewayError
 
 Element = str | list[str]  # pydifact's shape: a simple value, or the components of a composite
 CHUNK = 1 << 20
+BLOCK = 1 << 16  # bytes the block path takes at once: small enough that a block's segments stay cheap to hold
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
 
@@ -110,6 +119,7 @@ class Tokenizer:
     syntax: str = "UNOA"
     check_repertoire: bool = True
     chunk_size: int = CHUNK
+    blocks: bool = True  # False: every segment through the per-segment loop (the tests compare both paths)
     # before any UNB (bare messages) the repertoire is unknown: read bytes as Latin-1 and check nothing
     _codec: str = field(default="latin-1", init=False)
     _known: bool = field(default=False, init=False)
@@ -145,13 +155,33 @@ class Tokenizer:
             pattern = _segment_pattern(d.segment, d.release)
             before = pos
             codec, check, elem, _comp, rel, rep = self._fast_state(d)
+            stop = len(buf)  # the per-segment loop hands back to the block path once past this index
+            block_pattern = _block_pattern(d) if self.blocks and codec in _SINGLE_BYTE else None
+            if block_pattern is not None:
+                limit = min(len(buf), pos + BLOCK)
+                hit = min(
+                    (i for i in (buf.find(b"UNA", pos, limit), buf.find(b"UNB", pos, limit)) if i >= 0), default=limit
+                )
+                end = buf.rfind(d.segment.encode("latin-1"), pos, hit) + 1
+                if end <= pos:
+                    stop = hit  # the segment at pos holds a UNA or UNB, is longer than a block, or is cut off
+                else:
+                    first = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+                    block = self._block(block_pattern, buf, first, end, base, number, d)
+                    if block is not None:
+                        segments, n = block
+                        yield from segments
+                        number += n
+                        pos = end
+                        continue
+                    stop = end - 1
             separators = ("", elem)  # what may follow a tag: nothing, or the first element
             bad_release = _bad_release_pattern(rel)
             newline_terminator = d.segment == "\n"
-            # the fast part: whole segments in this buffer, one regex match each
+            # the per-segment loop: whole segments in this buffer, one regex match each
             for m in pattern.finditer(buf, pos):
-                if m.start() != pos:
-                    break  # not contiguous: an incomplete segment lies at pos
+                if m.start() != pos or pos > stop:
+                    break  # not contiguous (an incomplete segment lies at pos), or back to the block path
                 raw = m.group(1)
                 if raw[:3] == b"UNA":
                     break  # a new service string advice: the slow part reads it
@@ -199,6 +229,37 @@ class Tokenizer:
                     segment_tag=tail[:3].decode("latin-1"),
                 )
             return
+
+    def _block(
+        self, pattern: re.Pattern[str], buf: bytes, pos: int, end: int, base: int, number: int, d: Delimiters
+    ) -> tuple[Iterator[Segment], int] | None:
+        """The segments of ``buf[pos:end]`` (whole segments) and their count; None if any needs a closer look.
+
+        Only a block with nothing to report qualifies: each search below errs on the strict side, and what it
+        refuses the per-segment loop reads, reporting whatever is actually wrong. Offsets count characters,
+        which are bytes in the single-byte repertoires this path is used for.
+        """
+        codec, check, _elem, _comp, rel, rep = self._fast_state(d)
+        try:
+            text = buf[pos:end].decode(codec)
+        except UnicodeDecodeError:
+            return None
+        if (
+            (check is not None and check.search(text))
+            or (rep and rep in text)
+            or (rel and rel in text and _misplaced_release(text, rel))
+        ):
+            return None
+        units = pattern.findall(text)  # (text, tag, terminator and the whitespace after it) for each segment
+        if not units:
+            return None
+        raws, tags, tails = zip(*units, strict=True)
+        sizes = list(map(add, map(len, raws), map(len, tails)))
+        if sum(sizes) != len(text):
+            return None  # the matches do not tile the block: some segment is not plain
+        offsets = accumulate(sizes, initial=base + pos)
+        segments = map(Segment, tags, repeat(None), count(number + 1), offsets, repeat(None), raws, repeat(d))
+        return segments, len(units)
 
     def _fast_state(self, d: Delimiters) -> _Fast:
         check = _repertoire(self.syntax, d.service) if self.check_repertoire and self._known else None
@@ -322,6 +383,44 @@ def _segment_pattern(terminator: str, release: str | None) -> re.Pattern[bytes]:
     else:
         body = b"[^" + t + b"]*"
     return re.compile(b"[ \t\r\n]*(" + body + b")" + t, re.S)
+
+
+_SINGLE_BYTE = frozenset({"ascii", "latin-1"} | {f"iso8859-{n}" for n in range(2, 10)})
+_plus_one = functools.partial(add, 1)
+
+
+@functools.cache
+def _block_pattern(d: Delimiters) -> re.Pattern[str] | None:
+    """One plain segment: a tag of upper-case ASCII letters and digits, its elements, the terminator, whitespace.
+
+    Groups: the segment's text, its tag, the terminator and whitespace. None when a service character is
+    whitespace, which the block path does not try to tell apart from the whitespace between segments.
+    """
+    used = [c for c in (d.component, d.element, d.release, d.repetition, d.segment) if c]
+    if any(c in " \t\r\n" for c in used):
+        return None
+    t, e = re.escape(d.segment), re.escape(d.element)
+    if d.release:
+        r = re.escape(d.release)
+        body = f"[^{r}{t}]*(?:{r}.[^{r}{t}]*)*"
+    else:
+        body = f"[^{t}]*"
+    return re.compile(f"((?=[0-9]{{0,2}}[A-Z])([A-Z0-9]{{3}})(?:{e}{body})?)({t}[ \t\r\n]*)", re.S)
+
+
+def _misplaced_release(text: str, release: str) -> bool:
+    """Whether an odd run of release characters stands before a letter or digit (what _bad_release_pattern finds).
+
+    Searching for the runs themselves is much faster over a whole block than that pattern, which must try
+    every position.
+    """
+    return any(len(run) % 2 == 0 for run in _release_runs(release).findall(text))  # the run and one character
+
+
+@functools.cache
+def _release_runs(release: str) -> re.Pattern[str]:
+    r = re.escape(release)
+    return re.compile(f"{r}{r}*[A-Za-z0-9]")  # a literal first: the re engine then skips ahead to each one
 
 
 @functools.cache

@@ -16,7 +16,27 @@ class MappingTable:
         self.rules = list(rules)
         self._loaded: dict[str, Mapping] = {}
 
-    def find(self, *, format: str, message: str | None, version: str | None, partner: str | None) -> Mapping:
+    def find(
+        self,
+        *,
+        format: str,
+        message: str | None,
+        version: str | None,
+        partner: str | None,
+        channel: str | None = None,
+    ) -> Mapping:
+        return self.find_rule(format=format, message=message, version=version, partner=partner, channel=channel)[1]
+
+    def find_rule(
+        self,
+        *,
+        format: str,
+        message: str | None,
+        version: str | None,
+        partner: str | None,
+        channel: str | None = None,
+    ) -> tuple[MappingRule, Mapping]:
+        """The first rule that matches, with its mapping (loaded once)."""
         for rule in self.rules:
             m = rule.match
             if m.format != format:
@@ -27,10 +47,12 @@ class MappingTable:
                 continue
             if m.partner is not None and m.partner != partner:
                 continue
+            if m.channel is not None and m.channel != channel:
+                continue
             key = str(rule.use)
             if key not in self._loaded:
                 self._loaded[key] = load_mapping(rule.use)
-            return self._loaded[key]
+            return rule, self._loaded[key]
         what = " ".join(x for x in (format, message, version) if x)
         raise GatewayError(
             "MAP-1", f"no mapping in routes.yaml matches {what} from partner {partner or '(unknown)'}", step="map"

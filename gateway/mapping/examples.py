@@ -13,14 +13,29 @@ from typing import Any
 
 from gateway import edifact
 from gateway.errors import ConfigError, GatewayError
-from gateway.mapping.engine import apply
+from gateway.formats import csv as csvformat
+from gateway.formats import xml as xmlformat
+from gateway.mapping.engine import apply_source
 from gateway.mapping.language import Mapping, load_mapping
+from gateway.mapping.sources import CsvSource, EdifactSource, Source, XmlSource
 
 
 def canonical(mapping: Mapping, raw: bytes) -> dict[str, Any]:
-    """The canonical JSON of one input, as examples are written."""
-    _, messages = edifact.read(raw)
-    return {"messages": [apply(mapping, m).as_json() for m in messages]}
+    """The canonical JSON of one input, as examples are written (CSV: one message per data row).
+
+    XML is parsed with the same hardening as in the pipeline, but not schema-validated here: the example
+    tests the mapping, ``gateway ingest`` tests the whole path."""
+    if mapping.format == "xml":
+        root = xmlformat.parse(raw)
+        name = xmlformat.document_type(root)[1]
+        sources: list[Source] = [XmlSource(root, namespaces=mapping.namespaces, reference=name, type=name)]
+    elif mapping.format == "csv":
+        opts = mapping.csv
+        table = csvformat.read(raw, encoding=opts.encoding, delimiter=opts.delimiter, header_row=opts.header_row)
+        sources = [CsvSource(row, line=line, type=mapping.message or "CSV") for line, row in table.rows]
+    else:
+        sources = [EdifactSource(m) for m in edifact.read(raw)[1]]
+    return {"messages": [apply_source(mapping, s).as_json() for s in sources]}
 
 
 @dataclass(frozen=True)

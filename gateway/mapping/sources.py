@@ -134,7 +134,6 @@ class XmlSource:
 
     def __init__(self, root: Any, *, namespaces: Mapping[str, str], reference: str, type: str) -> None:
         self.root = root
-        self.tree = root.getroottree()
         self.namespaces = dict(namespaces)
         self.number = 1
         self.reference = reference
@@ -176,11 +175,23 @@ class XmlSource:
         return text or None
 
     def position(self, node: Any) -> Position:
-        if isinstance(node, etree._ElementUnicodeResult | etree._ElementStringResult):
+        if isinstance(node, str) and hasattr(node, "getparent"):  # an attribute or text() result
             node = node.getparent()
         if not isinstance(node, etree._Element):
             return Position(message_number=1)
-        return Position(path=f"{self.tree.getpath(node)} (line {node.sourceline})", message_number=1)
+        return Position(path=f"{readable_path(node)} (line {node.sourceline})", message_number=1)
+
+
+def readable_path(node: Any) -> str:
+    """``/Booking/Container[2]/Number``: local names, with a position where siblings share the name."""
+    steps = []
+    while node is not None:
+        name = etree.QName(node).localname
+        parent = node.getparent()
+        same = [s for s in parent if s.tag == node.tag] if parent is not None else [node]
+        steps.append(f"{name}[{same.index(node) + 1}]" if len(same) > 1 else name)
+        node = parent
+    return "/" + "/".join(reversed(steps))
 
 
 # --- CSV -------------------------------------------------------------------------------------------------
