@@ -124,7 +124,10 @@ def test_a_message_left_received_by_a_crash_is_processed_once(gateway: Gateway, 
     [
         (b"", "FMT-3"),
         (b"\x00\x01binary", "FMT-1"),
-        (b"<?xml version='1.0'?><a/>", "FMT-2"),
+        (b"<?xml version='1.0'?><a/>", "FMT-7"),  # well-formed, but no schema knows it
+        (b"<a><b></a>", "FMT-4"),
+        (b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>', "FMT-5"),
+        (b"container,booking\nCSQU3054383,BK1\n", "MAP-1"),  # CSV, but this routes.yaml maps no CSV
         (b"UNB+UNOA:2+X+Y+1+1'", "EDI-13"),
     ],
 )
