@@ -117,3 +117,36 @@ def test_coparn_d00b_transport_goods_and_equipment_groups() -> None:
 def test_coparn_d00b_equipment_group_stays_mandatory() -> None:
     codes = _codes(["COPARN:D:00B:UN", "BGM+126+RL0001+9", "NAD+CA+CARRIER:160:20", "CNT+16:0"])
     assert codes and codes[0][0] == "13"
+
+
+def test_iftsta_d00b_status_group_carries_transport_equipment_and_goods_groups() -> None:
+    assert (
+        _codes(
+            [
+                "IFTSTA:D:00B:UN",
+                "BGM+23+ST0001+9",
+                "DTM+137:200101011200:203",
+                "CNI+1+BL0001",
+                "STS+1+ZZZ",
+                "RFF+BN:BK0001",
+                "DTM+334:200101021200:203",
+                "NAD+CA+CARRIER:160:20",  # the party is a plain NAD in the status group
+                "LOC+175+JPTYO:139:6",
+                "TDT+20+V001+1++CARRIER:172:20",  # SG6 TDT-DTM-RFF-SG7
+                "DTM+133:200101021200:203",
+                "RFF+VON:V001E",
+                "LOC+9+JPTYO:139:6",  # SG7 LOC-DTM
+                "DTM+178:200101021800:203",
+                "EQD+CN+ABCU1234567+22G1:102:5",  # SG8 EQD-MEA-DIM-SEL-RFF-TPL-TMD-SG9
+                "SEL+S123456+CA",
+                "RFF+BN:BK0001",
+                "TMD+3",
+                "EQA+CH+CHAS001",
+                "GID+1+10:CT",  # SG10 GID-HAN-SGP-DGS-FTX-SG11..13
+                "SGP+ABCU1234567+10",
+                "DGS+IMD+3+1993",
+                "MEA+AAE+G+KGM:1000",
+            ]
+        )
+        == []
+    )
