@@ -92,8 +92,11 @@ class Gateway:
         filename: str | None = None,
         headers: Mapping[str, Any] | None = None,
     ) -> Accepted:
-        """Store (committed), then process; the caller acknowledges its sender after the store step."""
-        partner = partner or self.partner_of(raw)
+        """Store (committed), then process; the caller acknowledges its sender after the store step.
+
+        The partner is the one given, else the channel's (``channels.*.partner``), else the UNB sender's."""
+        configured = self.config.channels.get(channel)
+        partner = partner or (configured.partner if configured else None) or self.partner_of(raw)
         receipt = self.store.receive(raw, channel=channel, partner=partner, filename=filename, headers=headers)
         name = filename or f"<{channel}>"
         if receipt.duplicate:

@@ -102,6 +102,8 @@ class _Context:
     vessel_call: VesselCall | None = None
     bookings: dict[str, Booking] = field(default_factory=dict)
     deals: dict[str, Deal] = field(default_factory=dict)  # by B/L and by booking number
+    # shipments written, settled once the whole message is: (deal, form, changed details)
+    shipments: list[tuple[Deal, str | None, list[str]]] = field(default_factory=list)
 
 
 class CanonicalWriter:
@@ -133,6 +135,7 @@ class CanonicalWriter:
                 self.customs_status(record, ctx)
             else:
                 self.acknowledgement(record, ctx)
+        self.settle_shipments(ctx)
 
     # --- events --------------------------------------------------------------------------------------------
 
@@ -274,14 +277,20 @@ class CanonicalWriter:
             deal.booking_number = rec.booking_number
         if rec.customs_declaration and deal.declaration_number is None:
             deal.declaration_number = rec.customs_declaration
-        if rec.form:
-            self.session.flush()
-            if self.save_form(deal, rec.form, "", forms.shipment(deal)):
-                changed.append(f"form {rec.form}")
-            self.join(deal, rec.form)
-        if changed:
-            self.event("shipment.updated", deal, {"changed": changed, "form": rec.form})
+        ctx.shipments.append((deal, rec.form, changed))
         return deal
+
+    def settle_shipments(self, ctx: _Context) -> None:
+        """Deal-level forms are saved after the whole message, so they list the containers it announced."""
+        for deal, form, changed in ctx.shipments:
+            if form:
+                self.session.flush()
+                self.session.refresh(deal, ["containers"])
+                if self.save_form(deal, form, "", forms.shipment(deal)):
+                    changed = [*changed, f"form {form}"]
+                self.join(deal, form)
+            if changed:
+                self.event("shipment.updated", deal, {"changed": changed, "form": form})
 
     # --- containers --------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from gateway.edifact import validator
 
 
 def _codes(segments: list[str]) -> list[tuple[str, int, str]]:
-    body = [f"UNH+1+{segments[0]}"] + segments[1:]
+    body = [f"UNH+1+{segments[0]}", *segments[1:]]
     body.append(f"UNT+{len(body) + 1}+1")
     raw = ("UNB+UNOA:3+SENDER+RECEIVER+010101:1200+REF1'" + "'".join(body) + "'UNZ+1+REF1'").encode()
     _, messages = edifact.read(raw)

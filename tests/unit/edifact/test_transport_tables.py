@@ -11,7 +11,7 @@ from gateway.edifact import validator
 
 
 def _codes(segments: list[str]) -> list[tuple[str, int, str]]:
-    body = [f"UNH+1+{segments[0]}"] + segments[1:]
+    body = [f"UNH+1+{segments[0]}", *segments[1:]]
     body.append(f"UNT+{len(body) + 1}+1")
     raw = ("UNB+UNOA:3+SENDER+RECEIVER+010101:1200+REF1'" + "'".join(body) + "'UNZ+1+REF1'").encode()
     _, messages = edifact.read(raw)
@@ -20,58 +20,64 @@ def _codes(segments: list[str]) -> list[tuple[str, int, str]]:
 
 
 def test_iftdgn_d00b_transport_group_nests_locations_and_goods_carry_dangerous_goods_detail() -> None:
-    assert _codes(
-        [
-            "IFTDGN:D:00B:UN",
-            "BGM+890+DG0001+9",
-            "DTM+137:200101011200:203",
-            "TDT+20+V001+1++CARRIER:172:20",
-            "DTM+132:200101021200:203",
-            "RFF+VM:9123456",
-            "LOC+9+JPTYO:139:6",
-            "DTM+178:200101021800:203",
-            "NAD+CA+CARRIER:160:20",
-            "CNI+1+BL0001",
-            "TDT+20+V001",
-            "LOC+11+JPOSA:139:6",
-            "GID+1+10:CT",
-            "SGP+ABCU1234567+10",
-            "MEA+AAE+G+KGM:1000",
-            "DGS+IMD+3+1993",
-            "FTX+AAD+++FLAMMABLE LIQUID, N.O.S.",
-            "MEA+AAE+AAA+KGM:900",
-            "LOC+147+0010182",
-            "SGP+ABCU1234567+10",
-        ]
-    ) == []
+    assert (
+        _codes(
+            [
+                "IFTDGN:D:00B:UN",
+                "BGM+890+DG0001+9",
+                "DTM+137:200101011200:203",
+                "TDT+20+V001+1++CARRIER:172:20",
+                "DTM+132:200101021200:203",
+                "RFF+VM:9123456",
+                "LOC+9+JPTYO:139:6",
+                "DTM+178:200101021800:203",
+                "NAD+CA+CARRIER:160:20",
+                "CNI+1+BL0001",
+                "TDT+20+V001",
+                "LOC+11+JPOSA:139:6",
+                "GID+1+10:CT",
+                "SGP+ABCU1234567+10",
+                "MEA+AAE+G+KGM:1000",
+                "DGS+IMD+3+1993",
+                "FTX+AAD+++FLAMMABLE LIQUID, N.O.S.",
+                "MEA+AAE+AAA+KGM:900",
+                "LOC+147+0010182",
+                "SGP+ABCU1234567+10",
+            ]
+        )
+        == []
+    )
 
 
 def test_coreor_d00b_goods_and_equipment_groups() -> None:
-    assert _codes(
-        [
-            "COREOR:D:00B:UN",
-            "BGM+129+RO0001+9",
-            "TDT+20+V001+1++CARRIER:172:20",
-            "LOC+9+JPTYO:139:6",
-            "NAD+CF+CARRIER:160:20",
-            "GID+1+10:CT",
-            "NAD+CZ+SHIPPER",
-            "DGS+IMD+3+1993",
-            "FTX+AAD+++FLAMMABLE LIQUID, N.O.S.",
-            "TMP+2+20:CEL",
-            "RNG+5+CEL:18:22",
-            "EQD+CN+ABCU1234567+22G1+2",
-            "RFF+BN:BK0001",
-            "TMP+2+20:CEL",
-            "RNG+5+CEL:18:22",
-            "SEL+S123456+CA",
-            "TDT+1++3",
-            "LOC+99+JPYOK:139:6",
-            "DTM+400:200101031200:203",
-            "NAD+BJ+HAULIER",
-            "CNT+16:1",
-        ]
-    ) == []
+    assert (
+        _codes(
+            [
+                "COREOR:D:00B:UN",
+                "BGM+129+RO0001+9",
+                "TDT+20+V001+1++CARRIER:172:20",
+                "LOC+9+JPTYO:139:6",
+                "NAD+CF+CARRIER:160:20",
+                "GID+1+10:CT",
+                "NAD+CZ+SHIPPER",
+                "DGS+IMD+3+1993",
+                "FTX+AAD+++FLAMMABLE LIQUID, N.O.S.",
+                "TMP+2+20:CEL",
+                "RNG+5+CEL:18:22",
+                "EQD+CN+ABCU1234567+22G1+2",
+                "RFF+BN:BK0001",
+                "TMP+2+20:CEL",
+                "RNG+5+CEL:18:22",
+                "SEL+S123456+CA",
+                "TDT+1++3",
+                "LOC+99+JPYOK:139:6",
+                "DTM+400:200101031200:203",
+                "NAD+BJ+HAULIER",
+                "CNT+16:1",
+            ]
+        )
+        == []
+    )
 
 
 def test_coreor_d00b_equipment_group_stays_mandatory() -> None:
