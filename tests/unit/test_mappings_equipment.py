@@ -48,6 +48,15 @@ def test_codeco_references_stay_with_their_own_container() -> None:
     assert empty.get("booking_number") == "NYKSTYO0887123" and "bl_number" not in empty
 
 
+def test_codeco_gives_the_events_booking_its_carrier() -> None:
+    """A container event has no carrier: without the booking record the store would open a second deal for
+    the booking under an empty carrier when the gate report has no TDT+20."""
+    _, gate_out = _records("codeco.yaml", "codeco-d95b-gate-in-out.edi")
+    assert _of(gate_out, "booking") == [
+        {"entity": "booking", "booking_number": "NYKSTYO0887123", "carrier_scac": "NYKS"}
+    ]
+
+
 def test_coarri_loading_report_is_loaded_and_discharge_report_discharged_with_crane_time() -> None:
     """BGM 46 / 44 decide the kind of every container's event; DTM+203 is when the crane moved it."""
     loading, discharge = _records("coarri.yaml", "coarri-d95b-load-discharge.edi")
