@@ -73,6 +73,16 @@ def edifact_datetime(value: str, fmt: str | None, opts: Options) -> datetime:
         raise ConversionError(f"{value!r} is not a date in format {code} ({pattern})") from None
 
 
+@converter("iso_datetime", "ISO 8601 date or date-time (XML, CSV); without an offset, the mapping's timezone")
+def iso_datetime(value: str, _arg: str | None, opts: Options) -> datetime:
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConversionError(f"{value!r} is not an ISO 8601 date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(opts.timezone))
+
+
 def _decimal(value: str, opts: Options) -> Decimal:
     text = value.strip().replace(opts.decimal_mark, ".") if opts.decimal_mark != "." else value.strip()
     if "," in text and "." not in text:
