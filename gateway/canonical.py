@@ -211,7 +211,13 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "acknowledgement": AcknowledgementRecord,
 }
 AnyRecord = Annotated[
-    VesselCallRecord | BookingRecord | ShipmentRecord | ContainerRecord | ContainerEventRecord | CustomsStatusRecord,
+    VesselCallRecord
+    | BookingRecord
+    | ShipmentRecord
+    | ContainerRecord
+    | ContainerEventRecord
+    | CustomsStatusRecord
+    | AcknowledgementRecord,
     Field(discriminator="entity"),
 ]
 

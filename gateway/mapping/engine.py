@@ -36,6 +36,13 @@ class _Apply:
         self.source = source
         self.options: Options = mapping.function_options
 
+    def field_error(self, code: str, text: str, loc: Loc, node: Any) -> GatewayError:
+        """An error about one field's value: the text starts with the field's name."""
+        names = [
+            str(part) for part in loc if isinstance(part, str) and part not in ("fields", "first", "map", "convert")
+        ]
+        return self.error(code, f"{names[-1]}: {text}" if names else text, loc, node)
+
     def error(self, code: str, text: str, loc: Loc, node: Any) -> GatewayError:
         pos = self.source.position(node)
         pos = type(pos)(**{**pos.as_dict(), "mapping_line": self.mapping.line_of(loc)})
@@ -54,8 +61,14 @@ class _Apply:
                 scope = _Scope(group, None, loc)
                 if spec.if_present and not self.source.find(spec.if_present, group, None, group is None):
                     continue
+                if any(self.missing(spec, name, scope) for name in spec.skip_if_missing):
+                    continue
                 out.append(self.record(spec, scope))
         return out
+
+    def missing(self, spec: RecordSpec, name: str, scope: _Scope) -> bool:
+        field = spec.fields[name].model_copy(update={"required": False})
+        return self.value(field, scope, (*scope.loc, "fields", name)) is None
 
     def record(self, spec: RecordSpec, scope: _Scope) -> Record:
         values = self.fields(spec.fields, scope, (*scope.loc, "fields"))
@@ -119,14 +132,14 @@ class _Apply:
                 value = spec.default
             else:
                 known = ", ".join(map(str, spec.map))
-                raise self.error("MAP-3", f"code {value!r} is not in the table ({known})", (*loc, "map"), node)
+                raise self.field_error("MAP-3", f"code {value!r} is not in the table ({known})", (*loc, "map"), node)
         elif value is not None and spec.convert is not None:
             fn, _doc = REGISTRY[spec.convert]
             arg = self.source.read(node, spec.arg_from) if (node is not None and spec.arg_from) else None
             try:
                 value = fn(str(value), arg, self.options)
             except ConversionError as exc:
-                raise self.error(exc.code, str(exc), (*loc, "convert"), node) from None
+                raise self.field_error(exc.code, str(exc), (*loc, "convert"), node) from None
         if value is None:
             value = spec.default
         if value is None and spec.required:

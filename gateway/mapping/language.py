@@ -126,6 +126,8 @@ class RecordSpec(Spec):
     each: str | None = None  # one record per segment group starting with this selector (XML: per element)
     until: list[str] = ["CNT", "UNT"]  # tags that end a group besides the next `each` segment
     if_present: str | None = None  # produce the record only when this selector matches (in scope)
+    # leave the record out (instead of MAP-2) when one of these fields has no value, e.g. an EQD without number
+    skip_if_missing: list[str] = []
     fields: dict[str, FieldSpec]
 
 
@@ -214,6 +216,9 @@ def load_mapping(path: Path) -> Mapping:
             )
             continue
         _check_fields(source, ("records", i, "fields"), record.fields, record_type, problems)
+        for j, name in enumerate(record.skip_if_missing):
+            if name not in record.fields:
+                problems.append(source.problem(("records", i, "skip_if_missing", j), f"no field {name!r} in this record"))
     for j, example in enumerate(mapping.examples):
         for key in ("input", "expect"):
             if not (path.parent / getattr(example, key)).is_file():

@@ -296,13 +296,18 @@ class CanonicalWriter:
 
     def container_deal(self, ctx: _Context, number: str, bl: str | None, booking: str | None) -> Deal | None:
         """The deal a container record belongs to: named by this message, else by the store, else the deal
-        the container was last seen on."""
+        the container was last seen on; None for a container no deal claims yet (a bay plan's)."""
         deal = self.context_deal(ctx, bl, booking)
-        if deal is None and (bl or booking):
-            scac = ctx.vessel_call.carrier_scac if ctx.vessel_call else None
-            if bl:
-                deal = find_deal(self.session, bl_number=bl)
-            if deal is None and booking:
+        if deal is None and bl:
+            deal = find_deal(self.session, bl_number=bl)
+        if deal is None and booking:
+            known = self.session.scalars(
+                select(Booking).where(Booking.booking_number == booking).order_by(Booking.id).limit(1)
+            ).first()
+            if known is not None:
+                deal = known.deal
+            else:  # a booking nobody announced: it opens its export deal
+                scac = ctx.vessel_call.carrier_scac if ctx.vessel_call else None
                 deal = self.booking_row(booking, scac or "")[0].deal
         if deal is None:
             last = self.session.scalars(
@@ -322,16 +327,9 @@ class CanonicalWriter:
 
     def container(self, rec: ContainerRecord, ctx: _Context) -> None:
         deal = self.container_deal(ctx, rec.number, rec.bl_number, rec.booking_number)
-        if deal is None:
-            raise GatewayError(
-                "MAP-2",
-                f"container {rec.number} names no booking or B/L, and the message and the store know no deal for it",
-                Position(message_number=ctx.mapped.number),
-                step="persist",
-            )
         row = self.container_row(rec.number, deal)
         booking = ctx.bookings.get(rec.booking_number or "") or next(
-            (b for b in ctx.bookings.values() if b.deal is deal), None
+            (b for b in ctx.bookings.values() if deal is not None and b.deal is deal), None
         )
         if booking is None and rec.booking_number:
             booking = self.session.scalar(select(Booking).where(Booking.booking_number == rec.booking_number))
@@ -359,6 +357,9 @@ class CanonicalWriter:
             return
         self.session.flush()
         booking = row.booking
+        if deal is None:  # not on a deal yet (a bay plan's container): no forms, the event stands alone
+            self.event("container.announced", None, {"container": row.number, "changed": changed}, container=row)
+            return
         if deal.direction == "export":
             self.save_form(deal, "UL090", row.number, forms.ul090(row, booking, _vessel(booking, ctx)))
             self.join(deal, "UL090")

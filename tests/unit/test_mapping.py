@@ -135,3 +135,13 @@ def test_every_function_is_documented_for_analysts() -> None:
     guide = (REPO / "docs" / "mappings.md").read_text(encoding="utf-8")
     missing = [name for name in REGISTRY if f"`{name}`" not in guide]
     assert not missing, f"docs/mappings.md does not describe {missing}"
+
+
+def test_every_record_type_can_be_part_of_a_mapped_message() -> None:
+    """Breaks if a record type is added to RECORD_TYPES but not to the MappedMessage union (it would be refused)."""
+    from typing import get_args
+
+    from gateway.canonical import RECORD_TYPES, AnyRecord
+
+    union = get_args(get_args(AnyRecord)[0])
+    assert set(union) == set(RECORD_TYPES.values())

@@ -195,3 +195,13 @@ def test_cusres_unknown_response_code_is_map_3_not_a_guess() -> None:
     with pytest.raises(GatewayError) as info:
         _map("cusres", raw)
     assert info.value.code == "MAP-3" and "'ZZ'" in info.value.text
+
+
+def test_aperak_says_accepted_or_rejected_with_the_error_codes() -> None:
+    """Breaks if a partner's rejection (BGM 27) reads as accepted, or its ERC codes are lost."""
+    accepted, rejected = _records(
+        _map("aperak", _example("aperak-d95b-si-accepted-and-rejected.edi")), "acknowledgement"
+    )
+    assert (accepted["of_reference"], accepted["accepted"], accepted["errors"]) == ("SI-KWT-26-0412", True, [])
+    assert (rejected["of_reference"], rejected["accepted"]) == ("SI-KWT-26-0412-A1", False)
+    assert [e["code"] for e in rejected["errors"]] == ["13", "12"]
