@@ -56,6 +56,27 @@ def pg_schema_ready() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def ubl_xsdrt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The OASIS UBL runtime schemas of the corpus as the tree their relative imports expect (symlinks in tmp;
+    the corpus stores them flattened and they never enter the repository)."""
+    import csv
+
+    manifest = CORPUS / "MANIFEST.tsv"
+    if not manifest.is_file():
+        pytest.fail(f"the corpus is missing: no {manifest} (set GATEWAY_TEST_CORPUS)", pytrace=False)
+    root = tmp_path_factory.mktemp("ubl")
+    with open(manifest, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if row["repo"] == "kduvekot/ubl-release-package" and row["path_in_repo"].startswith("xsdrt/"):
+                target = root / row["path_in_repo"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to((CORPUS / row["local_file"]).resolve())
+    if not (root / "xsdrt" / "maindoc").is_dir():
+        pytest.fail("the corpus holds no UBL xsdrt/maindoc schemas", pytrace=False)
+    return root / "xsdrt"
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     engine = db.make_engine(f"sqlite:///{path}")

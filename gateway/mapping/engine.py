@@ -9,7 +9,9 @@ dashboard to the line to change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -73,7 +75,8 @@ class _Apply:
     def record(self, spec: RecordSpec, scope: _Scope) -> Record:
         values = self.fields(spec.fields, scope, (*scope.loc, "fields"))
         try:
-            return RECORD_TYPES[spec.entity].model_validate({**values, "entity": spec.entity})
+            record = RECORD_TYPES[spec.entity].model_validate({**values, "entity": spec.entity})
+            return _localised(record, ZoneInfo(self.options.timezone))
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
@@ -150,13 +153,22 @@ class _Apply:
         return value
 
 
+def _localised(record: Record, zone: ZoneInfo) -> Record:
+    """A date-time read without an offset (``2026-12-01T09:00`` in XML or CSV) is in the mapping's timezone."""
+    for name in type(record).model_fields:
+        value = getattr(record, name)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            setattr(record, name, value.replace(tzinfo=zone))
+    return record
+
+
 def apply_source(mapping: Mapping, source: Source) -> MappedMessage:
     """The canonical records of one input message of any format."""
     run = _Apply(mapping, source)
     records = run.records()
     issued_at = run.message_value("issued_at") or source.issued_at
     reference = run.message_value("reference") or source.reference
-    return MappedMessage.model_validate(
+    mapped = MappedMessage.model_validate(
         {
             "number": source.number,
             "reference": str(reference),
@@ -165,6 +177,9 @@ def apply_source(mapping: Mapping, source: Source) -> MappedMessage:
             "records": records,
         }
     )
+    if mapped.issued_at is not None and mapped.issued_at.tzinfo is None:
+        mapped.issued_at = mapped.issued_at.replace(tzinfo=ZoneInfo(mapping.function_options.timezone))
+    return mapped
 
 
 def apply(mapping: Mapping, msg: EdifactMessage) -> MappedMessage:

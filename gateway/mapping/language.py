@@ -218,7 +218,8 @@ def load_mapping(path: Path) -> Mapping:
         _check_fields(source, ("records", i, "fields"), record.fields, record_type, problems)
         for j, name in enumerate(record.skip_if_missing):
             if name not in record.fields:
-                problems.append(source.problem(("records", i, "skip_if_missing", j), f"no field {name!r} in this record"))
+                loc = ("records", i, "skip_if_missing", j)
+                problems.append(source.problem(loc, f"no field {name!r} in this record"))
     for j, example in enumerate(mapping.examples):
         for key in ("input", "expect"):
             if not (path.parent / getattr(example, key)).is_file():

@@ -45,14 +45,9 @@ def _ubl_rows() -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def ubl_catalog(tmp_path_factory: pytest.TempPathFactory) -> xml.SchemaCatalog:
-    """The xsdrt/ tree rebuilt in tmp, and a catalog with the maindoc schema of each mapped document type."""
-    root = tmp_path_factory.mktemp("ubl")
-    for row in _ubl_rows():
-        if row["path_in_repo"].startswith("xsdrt/"):
-            target = root / row["path_in_repo"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to((CORPUS / row["local_file"]).resolve())
+def ubl_catalog(ubl_xsdrt: Path) -> xml.SchemaCatalog:
+    """A catalog with the maindoc schema of each mapped document type, from the rebuilt xsdrt/ tree."""
+    root = ubl_xsdrt.parent
     entries = []
     for doc in MAPPED:
         schema = root / "xsdrt" / "maindoc" / f"UBL-{doc}-2.5.xsd"

@@ -145,3 +145,21 @@ def test_every_record_type_can_be_part_of_a_mapped_message() -> None:
 
     union = get_args(get_args(AnyRecord)[0])
     assert set(union) == set(RECORD_TYPES.values())
+
+
+def test_a_time_without_offset_is_in_the_mappings_timezone(tmp_path: Path) -> None:
+    """Breaks if an XML or CSV time without an offset is taken as UTC (Japanese times would be 9 hours off)."""
+    from gateway.mapping.examples import canonical
+
+    (tmp_path / "m.yaml").write_text(
+        "mapping: t\nformat: xml\nmessage: E\nissued_at: {xpath: Issued}\nrecords:\n"
+        "  - entity: container_event\n    fields:\n      container: {value: CSQU3054383}\n"
+        "      kind: {value: gate_in}\n      occurred_at: {xpath: At}\n",
+        encoding="utf-8",
+    )
+    doc = canonical(
+        load_mapping(tmp_path / "m.yaml"), b"<E><Issued>2026-01-01T09:00:00</Issued><At>2026-01-01T10:00:00</At></E>"
+    )
+    [message] = doc["messages"]
+    assert message["issued_at"] == "2026-01-01T09:00:00+09:00"
+    assert message["records"][0]["occurred_at"] == "2026-01-01T10:00:00+09:00"
