@@ -398,18 +398,22 @@ class CanonicalWriter:
             detail["superseded"] = True  # older than the status the container already has: history only
         self.event(kind, deal, detail, container=row, occurred_at=rec.occurred_at)
 
+    def named_deal(
+        self, ctx: _Context, bl: str | None, booking: str | None, declaration: str | None = None
+    ) -> Deal | None:
+        """An existing deal by B/L, booking (any carrier) or customs declaration; never opens one."""
+        deal = self.context_deal(ctx, bl, booking)
+        for column, value in (
+            (Deal.bl_number, bl),
+            (Deal.booking_number, booking),
+            (Deal.declaration_number, declaration),
+        ):
+            if deal is None and value:
+                deal = self.session.scalars(select(Deal).where(column == value).order_by(Deal.id).limit(1)).first()
+        return deal
+
     def customs_status(self, rec: CustomsStatusRecord, ctx: _Context) -> None:
-        deal = self.context_deal(ctx, rec.bl_number, rec.booking_number)
-        if deal is None and rec.bl_number:
-            deal = find_deal(self.session, bl_number=rec.bl_number)
-        if deal is None and rec.booking_number:
-            deal = self.session.scalars(
-                select(Deal).where(Deal.booking_number == rec.booking_number).order_by(Deal.id).limit(1)
-            ).first()
-        if deal is None and rec.declaration_number:
-            deal = self.session.scalars(
-                select(Deal).where(Deal.declaration_number == rec.declaration_number).order_by(Deal.id).limit(1)
-            ).first()
+        deal = self.named_deal(ctx, rec.bl_number, rec.booking_number, rec.declaration_number)
         if deal is None:
             keys = ", ".join(
                 f"{k} {v}"
@@ -440,13 +444,7 @@ class CanonicalWriter:
         self.event("customs.status", deal, detail, occurred_at=rec.occurred_at)
 
     def acknowledgement(self, rec: AcknowledgementRecord, ctx: _Context) -> None:
-        deal = self.context_deal(ctx, rec.bl_number, rec.booking_number)
-        if deal is None and rec.bl_number:
-            deal = find_deal(self.session, bl_number=rec.bl_number)
-        if deal is None and rec.booking_number:
-            deal = self.session.scalars(
-                select(Deal).where(Deal.booking_number == rec.booking_number).order_by(Deal.id).limit(1)
-            ).first()
+        deal = self.named_deal(ctx, rec.bl_number, rec.booking_number)
         detail = rec.model_dump(mode="json", exclude={"entity"}, exclude_none=True)
         self.event("acknowledgement.received", deal, detail, occurred_at=rec.occurred_at)
 

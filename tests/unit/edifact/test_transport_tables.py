@@ -6,17 +6,7 @@ is refused by the old structure and accepted by the corrected one.
 
 from __future__ import annotations
 
-from gateway import edifact
-from gateway.edifact import validator
-
-
-def _codes(segments: list[str]) -> list[tuple[str, int, str]]:
-    body = [f"UNH+1+{segments[0]}", *segments[1:]]
-    body.append(f"UNT+{len(body) + 1}+1")
-    raw = ("UNB+UNOA:3+SENDER+RECEIVER+010101:1200+REF1'" + "'".join(body) + "'UNZ+1+REF1'").encode()
-    _, messages = edifact.read(raw)
-    problems = [p for m in messages for p in (validator.validate(m) or [])]
-    return [(p.code, p.message_position, p.segment.tag) for p in problems]
+from tests.unit.edifact.tables import syntax_codes as _codes
 
 
 def test_iftdgn_d00b_transport_group_nests_locations_and_goods_carry_dangerous_goods_detail() -> None:
