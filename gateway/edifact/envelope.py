@@ -81,23 +81,18 @@ class Message:
     segments: list[Segment]  # UNH .. UNT inclusive
     group: Segment | None = None  # the UNG when the message sits in a functional group
     errors: list[GatewayError] = field(default_factory=list)
+    header: Segment = field(init=False, repr=False, compare=False)  # the UNH
+    reference: str = field(init=False, compare=False)
+    type: str = field(init=False, compare=False)
+    version: str = field(init=False, compare=False)  # the directory, e.g. D95B (version D + release 95B)
 
-    @functools.cached_property
-    def header(self) -> Segment:
-        return self.segments[0]
-
-    @functools.cached_property
-    def reference(self) -> str:
-        return self.header.element(1)
-
-    @functools.cached_property
-    def type(self) -> str:
-        return self.header.element(2, 1)
-
-    @functools.cached_property
-    def version(self) -> str:
-        """The directory, e.g. ``D95B`` (version ``D`` + release ``95B``)."""
-        return self.header.element(2, 2) + self.header.element(2, 3)
+    def __post_init__(self) -> None:
+        """The UNH fields are read here, not on first use: every message needs them, and Python 3.11's
+        cached_property takes a lock on each first access, a cost the reader paid once per message."""
+        h = self.header = self.segments[0]
+        self.reference = h.element(1)
+        self.type = h.element(2, 1)
+        self.version = h.element(2, 2) + h.element(2, 3)
 
 
 _MESSAGE_ENDS = frozenset({"UNH", "UNZ", "UNB", "UNE"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError, Position
 
@@ -22,12 +22,13 @@ class Delimiters:
     release: str | None = "?"
     repetition: str | None = None  # syntax 4 only; UNA position 5 is a reserved space in syntax 3
     segment: str = "'"
+    declared: bool = field(default=False, compare=False)  # read from a UNA (not the defaults nor level B)
 
     @classmethod
     def from_una(cls, una: str) -> Delimiters:
         """``UNA:+.? '`` → delimiters; a space as release or repetition means "none"."""
         c = una[3:9]
-        return cls(c[0], c[1], c[2], None if c[3] == " " else c[3], None if c[4] == " " else c[4], c[5])
+        return cls(c[0], c[1], c[2], None if c[3] == " " else c[3], None if c[4] == " " else c[4], c[5], True)
 
     def una(self) -> str:
         chars = (self.component, self.element, self.decimal, self.release or " ", self.repetition or " ", self.segment)
@@ -65,6 +66,19 @@ REPERTOIRES: dict[str, tuple[str, re.Pattern[str] | None]] = {
     "IATA": ("ascii", _UNOA),  # IATA's own syntax identifiers (PAORES and other airline messages)
     "IATB": ("ascii", _UNOB),
 }
+
+
+def decimal_marks(d: Delimiters, syntax_version: str) -> str:
+    """The decimal marks a numeric value may use: the UNA's own in syntax versions 1-3, comma or full stop otherwise.
+
+    ISO 9735 versions 1-3 make the decimal notation given in UNA position 3 the one to use; version 4 (ISO
+    9735-1:1998) ignores that position and accepts both comma and full stop. Without a UNA, versions 1-3 would
+    have the default mark (a comma in the standard, while most senders write a full stop without any UNA): the
+    gateway accepts both there, as it does when a UNA names a character that is neither comma nor full stop.
+    """
+    if syntax_version in ("1", "2", "3") and d.declared and d.decimal in (".", ","):
+        return d.decimal
+    return ".,"
 
 
 def syntax_error(code: str, text: str, **where: int | str | None) -> GatewayError:

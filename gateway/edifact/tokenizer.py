@@ -84,7 +84,7 @@ class Segment:
 
     def element(self, index: int, component: int = 1) -> str:
         """Element ``index``, component ``component`` (both 1-based); "" when absent."""
-        elements = self.elements
+        elements = self._elements if self._elements is not None else self.elements
         if index < 1 or index > len(elements):
             return ""
         value = elements[index - 1]
@@ -178,10 +178,10 @@ class Tokenizer:
             separators = ("", elem)  # what may follow a tag: nothing, or the first element
             bad_release = _bad_release_pattern(rel)
             newline_terminator = d.segment == "\n"
-            # the per-segment loop: whole segments in this buffer, one regex match each
-            for m in pattern.finditer(buf, pos):
-                if m.start() != pos or pos > stop:
-                    break  # not contiguous (an incomplete segment lies at pos), or back to the block path
+            # the per-segment loop: whole segments in this buffer, one regex match each, anchored at pos (a search
+            # would try every later position when a segment is cut off: quadratic in a buffer without terminator)
+            match = pattern.match
+            while pos <= stop and (m := match(buf, pos)) is not None:
                 raw = m.group(1)
                 if raw[:3] == b"UNA":
                     break  # a new service string advice: the slow part reads it

@@ -9,7 +9,9 @@ payload and in the message (UNH = 1, as UCS counts), the element and component (
   the wrong type for a numeric element (37), codes outside a listed code list (12).
 
 Lengths of numeric values do not count a sign or the decimal mark; fixed lengths are enforced as maxima only,
-because carriers commonly send ``TMP+2+-18:CEL`` against an ``n3`` temperature.
+because carriers commonly send ``TMP+2+-18:CEL`` against an ``n3`` temperature. The decimal mark follows
+``syntax.decimal_marks``: in syntax versions 1-3 with a UNA only the UNA's mark is numeric (the other one is a
+37), otherwise comma and full stop both are.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from gateway.edifact.definitions import Definitions, ElementDef, Entry, MessageDef, SegmentDef, load
 from gateway.edifact.envelope import Message
-from gateway.edifact.syntax import Delimiters
+from gateway.edifact.syntax import Delimiters, decimal_marks
 from gateway.edifact.tokenizer import Repeated, Segment
 from gateway.errors import GatewayError, Position
 
@@ -119,10 +121,12 @@ def _walk_structure(msg: Message, definition: MessageDef) -> list[Problem]:
     return skipped
 
 
-def _value_problem(value: str, spec: ElementDef) -> tuple[str, str] | None:
+def _value_problem(value: str, spec: ElementDef, marks: str = ".,") -> tuple[str, str] | None:
     if spec.kind == "n":
         if not _NUMERIC.match(value):
             return "37", f"{value!r} is not numeric ({spec.id})"
+        if len(marks) == 1 and (other := "," if marks == "." else ".") in value:
+            return "37", f"{value!r} has the decimal mark {other!r} but the UNA declares {marks!r} ({spec.id})"
         digits = sum(ch in _DIGITS for ch in value)
         if digits > spec.max_length:
             return "39", f"{spec.id} is at most {spec.max_length} digits, got {digits}"
@@ -134,14 +138,14 @@ def _value_problem(value: str, spec: ElementDef) -> tuple[str, str] | None:
     return None
 
 
-def _fast_pattern(definition: SegmentDef, d: Delimiters, released: bool = True) -> re.Pattern[str]:
+def _fast_pattern(definition: SegmentDef, d: Delimiters, released: bool = True, marks: str = ".,") -> re.Pattern[str]:
     """A regular expression that matches only segments with nothing to report (the common case, checked in C).
 
     It errs on the strict side: whatever it refuses goes through the element-by-element check, which finds the
     actual problem or none. With ``released=False`` it is the simpler (faster) pattern for text that holds no
-    release character.
+    release character; ``marks`` are the decimal marks numeric values may use.
     """
-    key = (definition.tag, id(definition), d.element, d.component, (d.release or "") if released else "")
+    key = (definition.tag, id(definition), d.element, d.component, (d.release or "") if released else "", marks)
     found = _FAST.get(key)
     if found is not None:
         return found
@@ -154,10 +158,12 @@ def _fast_pattern(definition: SegmentDef, d: Delimiters, released: bool = True) 
         low = "0" if (may_be_empty or not spec.mandatory) else "1"
         if spec.kind == "n":
             digits = f"[0-9]{{{low},{spec.max_length}}}"
+            mark = re.escape(marks)
             decimal = (
-                f"(?=[0-9.,]{{2,{spec.max_length + 1}}}(?:[{re.escape(d.element + d.component)}]|$))[0-9]*[.,][0-9]*"
+                f"(?=[0-9{mark}]{{2,{spec.max_length + 1}}}(?:[{re.escape(d.element + d.component)}]|$))"
+                f"[0-9]*[{mark}][0-9]*"
             )
-            return f"(?:(?:-(?=[0-9.,]))?(?:{decimal}|{digits}))"
+            return f"(?:(?:-(?=[0-9{mark}]))?(?:{decimal}|{digits}))"
         letters = (
             (f"(?:[^{separators}0-9]{escaped})" if release else f"[^{separators}0-9]") if spec.kind == "a" else value
         )
@@ -192,20 +198,42 @@ def _fast_pattern(definition: SegmentDef, d: Delimiters, released: bool = True) 
     return pattern
 
 
-_FAST: dict[tuple[str, int, str, str, str], re.Pattern[str]] = {}
+_FAST: dict[tuple[str, int, str, str, str, str], re.Pattern[str]] = {}
 Matcher = Callable[[str], re.Match[str] | None]
-# definition, fast checks for plain and for released text, texts already found valid
-Checker = tuple[SegmentDef, Matcher, Matcher, set[str]] | None
+REMEMBERED = 4096  # texts found valid that are remembered, per segment tag and context
+
+
+class _Checker:
+    """One tag's definition and fast checks in one context, and how many of its valid texts are remembered."""
+
+    __slots__ = ("definition", "plain", "released", "remembered")
+
+    def __init__(self, definition: SegmentDef, d: Delimiters, marks: str) -> None:
+        self.definition = definition
+        self.plain: Matcher = _fast_pattern(definition, d, False, marks).fullmatch
+        self.released: Matcher = _fast_pattern(definition, d, True, marks).fullmatch
+        self.remembered = 0
+
+
+class _Context:
+    """Per directory, syntax version, delimiters and decimal marks: the checkers, built on demand, and the segment
+    texts already found valid. A text starts with its tag, so one set serves every tag: the common segment
+    costs one set lookup."""
+
+    __slots__ = ("checkers", "valid")
+
+    def __init__(self) -> None:
+        self.checkers: dict[str, _Checker | None] = {}
+        self.valid: set[str] = set()
+
+
+_CONTEXTS: dict[tuple[int, str, str, Delimiters, str], _Context] = {}
 _UNSEEN: Any = object()
-_CHECKERS: dict[tuple[int, str, str, Delimiters], dict[str, Checker]] = {}
 
 
-def _checkers(defs: Definitions, version: str, syntax_version: str, d: Delimiters) -> dict[str, Checker]:
-    """Per directory, syntax version and delimiters: each tag's definition and fast pattern, built on demand."""
-    return _CHECKERS.setdefault((id(defs), version, syntax_version, d), {})
-
-
-def _elements(seg: Segment, definition: SegmentDef, position: int, codes: dict[str, dict[str, str]]) -> list[Problem]:
+def _elements(
+    seg: Segment, definition: SegmentDef, position: int, codes: dict[str, dict[str, str]], marks: str = ".,"
+) -> list[Problem]:
     out: list[Problem] = []
     specs = definition.elements
     if len(seg.elements) > len(specs):
@@ -222,12 +250,18 @@ def _elements(seg: Segment, definition: SegmentDef, position: int, codes: dict[s
                 Problem("35", f"{spec.id} repeats {len(repeats)} times, at most {spec.repeat}", seg, position, index)
             )
         for value in repeats:
-            out.extend(_element(seg, position, index, spec, value, codes))
+            out.extend(_element(seg, position, index, spec, value, codes, marks))
     return out
 
 
 def _element(
-    seg: Segment, position: int, index: int, spec: ElementDef, value: object, codes: dict[str, dict[str, str]]
+    seg: Segment,
+    position: int,
+    index: int,
+    spec: ElementDef,
+    value: object,
+    codes: dict[str, dict[str, str]],
+    marks: str,
 ) -> list[Problem]:
     out: list[Problem] = []
     if not spec.composite:
@@ -239,7 +273,7 @@ def _element(
             if spec.mandatory:
                 out.append(Problem("13", f"mandatory {spec.id} is missing", seg, position, index))
             return out
-        found = _value_problem(text, spec) or _code_problem(text, spec, codes)
+        found = _value_problem(text, spec, marks) or _code_problem(text, spec, codes)
         if found:
             out.append(Problem(found[0], found[1], seg, position, index))
         return out
@@ -265,7 +299,7 @@ def _element(
             if cspec.mandatory:
                 out.append(Problem("13", f"mandatory {cspec.id} of {spec.id} is missing", seg, position, index, c))
             continue
-        found = _value_problem(text, cspec) or _code_problem(text, cspec, codes)
+        found = _value_problem(text, cspec, marks) or _code_problem(text, cspec, codes)
         if found:
             out.append(Problem(found[0], found[1], seg, position, index, c))
     return out
@@ -301,33 +335,29 @@ def validate(
     problems = _structure(msg, definition)
     syntax_version = msg.interchange.syntax_version or "3"
     delimiters = msg.interchange.delimiters
+    marks = decimal_marks(delimiters, syntax_version)
     version = msg.version
-    checkers = _checkers(defs, version, syntax_version, delimiters)
+    key = (id(defs), version, syntax_version, delimiters, marks)
+    context = _CONTEXTS.get(key) or _CONTEXTS.setdefault(key, _Context())
+    checkers, valid = context.checkers, context.valid
+    if codes:
+        valid = set()  # texts were found valid without their codes checked
     release = delimiters.release
     for position, seg in enumerate(msg.segments, start=1):
-        checker = checkers.get(seg.tag, _UNSEEN)
+        raw = seg.raw
+        if raw in valid:
+            continue  # the same text passed before (LOC, NAD, TDT... repeat from message to message)
+        tag = seg.tag
+        checker = checkers.get(tag, _UNSEEN)
         if checker is _UNSEEN:
-            seg_def = defs.segment(version, seg.tag, syntax_version)
-            checker = checkers[seg.tag] = (
-                (
-                    seg_def,
-                    _fast_pattern(seg_def, delimiters, released=False).fullmatch,
-                    _fast_pattern(seg_def, delimiters).fullmatch,
-                    set(),
-                )
-                if seg_def
-                else None
-            )
+            seg_def = defs.segment(version, tag, syntax_version)
+            checker = checkers[tag] = _Checker(seg_def, delimiters, marks) if seg_def else None
         if checker is None:
             continue
-        raw = seg.raw
-        if raw is not None and not codes:
-            known_good = checker[3]
-            if raw in known_good:
-                continue  # the same text passed before (LOC, NAD, TDT... repeat from message to message)
-            if checker[2 if release and release in raw else 1](raw):
-                if len(known_good) < 4096:
-                    known_good.add(raw)
-                continue  # nothing to report, proven by one regular expression
-        problems.extend(_elements(seg, checker[0], position, codes))
+        if raw is not None and not codes and (checker.released if release and release in raw else checker.plain)(raw):
+            if checker.remembered < REMEMBERED:
+                checker.remembered += 1
+                valid.add(raw)
+            continue  # nothing to report, proven by one regular expression
+        problems.extend(_elements(seg, checker.definition, position, codes, marks))
     return sorted(problems, key=lambda p: (p.message_position, p.element or 0, p.component or 0))

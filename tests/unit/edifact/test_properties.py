@@ -83,9 +83,12 @@ def segment_text(draw: st.DrawFn) -> tuple[str, str]:
 
 
 @settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
-@given(segment_text(), st.booleans())
-def test_the_fast_check_never_passes_what_the_full_check_refuses(case: tuple[str, str], other_delimiters: bool) -> None:
-    """The validator's one-regex fast path may only say "valid" where the element-by-element check agrees."""
+@given(segment_text(), st.booleans(), st.sampled_from([".,", ".", ","]))
+def test_the_fast_check_never_passes_what_the_full_check_refuses(
+    case: tuple[str, str], other_delimiters: bool, marks: str
+) -> None:
+    """The validator's one-regex fast path may only say "valid" where the element-by-element check agrees,
+    whichever decimal marks the interchange allows."""
     from gateway.edifact import definitions
     from gateway.edifact.validator import _elements, _fast_pattern
 
@@ -122,5 +125,5 @@ def test_the_fast_check_never_passes_what_the_full_check_refuses(case: tuple[str
     for released in (True, False):  # the validator uses the simpler pattern for text without a release character
         if not released and "?" in raw_text:
             continue
-        if _fast_pattern(definition, d, released).fullmatch(raw_text):
-            assert _elements(segment, definition, 1, {}) == []
+        if _fast_pattern(definition, d, released, marks).fullmatch(raw_text):
+            assert _elements(segment, definition, 1, {}, marks) == []

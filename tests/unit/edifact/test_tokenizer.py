@@ -149,3 +149,69 @@ def test_a_cut_off_una_at_the_end_is_edi_13_not_a_hang() -> None:
         with pytest.raises(GatewayError) as info:
             segs(b"UNB+UNOA:3+A+B+1:1+1'UNZ+0+1'" + tail)
         assert info.value.code in ("EDI-13", "EDI-12")
+
+
+def described(raw: bytes, **kwargs: object) -> list[object]:
+    """Everything the tokenizer says about ``raw``: each segment in full, or the coded error it stops at."""
+    out: list[object] = []
+    try:
+        for s in Tokenizer(io.BytesIO(raw), **kwargs):  # type: ignore[arg-type]
+            errors = [(e.code, str(e), e.position) for e in s.errors or []]
+            out.append((s.tag, s.number, s.offset, s.raw, s.as_list(), errors))
+    except GatewayError as err:
+        out.append((err.code, str(err), err.position))
+    return out
+
+
+BLOCK_PIECES = [
+    b"UNA:+.? '",
+    b"UNA:+,?*'",
+    b"UNB+UNOA:3+A+B+1:1+1'",
+    b"UNB+UNOC:4+A+B+1:1+1'",
+    b"UNH+1+COPARN:D:95B:UN'",
+    b"FTX+AAA+++A?: B?'C'",
+    b"FTX+AAA+++?X'",
+    b"FTX+AAA+++??X'",
+    b"FTX+AAA+++a'",
+    b"FTX+AAA+++\xe9'",
+    b"FTX+AAA+++UNBOOKED'",
+    b"RFF+BN*CU:1'",
+    b"LOC+9+JPTYO:139:6'",
+    b"123+4'",
+    b"abc+4'",
+    b"TAG:1+X'",
+    b"''",
+    b"\n",
+    b"\r\n  ",
+    b"\t",
+    b"UNT+3+1'",
+    b"UNZ+1+1'",
+    b"UNH+1+X",
+]
+
+
+def test_the_block_path_says_exactly_what_the_per_segment_loop_says() -> None:
+    """Random mixtures of clean and troubled segments, cut at random chunk sizes: both paths agree in full."""
+    rng = random.Random(20261124)
+    for _ in range(400):
+        raw = b"".join(rng.choice(BLOCK_PIECES) for _ in range(rng.randint(1, 40)))
+        if rng.random() < 0.5:
+            raw = b"UNB+UNOA:3+A+B+1:1+1'" + raw
+        for chunk in (1, 5, 64, 1 << 20):
+            assert described(raw, chunk_size=chunk) == described(raw, chunk_size=chunk, blocks=False), (raw, chunk)
+
+
+def test_long_interchanges_cross_blocks_and_chunks_with_offsets_intact() -> None:
+    body = b"".join(b"LOC+9+JPTYO:139:%d'\n" % i for i in range(20_000))  # about 400 KB: several blocks
+    raw = b"UNA:+.? '\nUNB+UNOA:3+A+B+1:1+1'\n" + body + b"UNZ+0+1'\n"
+    got = list(Tokenizer(io.BytesIO(raw), chunk_size=100_003))
+    assert len(got) == 20_002 and [s.number for s in got] == list(range(1, 20_003))
+    assert all(raw[s.offset : s.offset + len(s.raw or "")].decode() == s.raw for s in got)
+    assert described(raw, chunk_size=100_003) == described(raw, chunk_size=100_003, blocks=False)
+
+
+def test_a_long_tail_without_terminator_is_edi_13_at_once() -> None:
+    """It used to be searched again from every position: minutes for 100 KB, hours for a megabyte."""
+    with pytest.raises(GatewayError) as info:
+        segs(b"UNB+UNOA:3+A+B+1:1+1'" + b"A" * 1_000_000)
+    assert info.value.code == "EDI-13" and info.value.position.segment_number == 2
