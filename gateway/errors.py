@@ -39,7 +39,7 @@ CODES: dict[str, str] = {
     "FMT-5": "XML refused for safety: a DTD or entity declaration, too deep or too large",
     "FMT-6": "XML does not validate against its schema",
     "FMT-7": "no schema is known for this XML document type",
-    "FMT-8": "CSV cannot be read: undecodable bytes, no header or a column the mapping requires is absent",
+    "FMT-8": "CSV cannot be read: undecodable bytes, no header, or a row longer than the header",
     "MAP-1": "no mapping in routes.yaml matches this message",
     "MAP-2": "a required value is missing from the input",
     "MAP-3": "a value is invalid (for example an ISO 6346 check digit)",

@@ -56,6 +56,7 @@ class Work:
     messages: list[EdifactMessage] = field(default_factory=list)  # EDIFACT
     document: Any = None  # XML: the root element
     table: csvformat.Table | None = None  # CSV
+    csv_rule: tuple[MappingRule, LoadedMapping] | None = None  # CSV: chosen when parsing, used when mapping
     mapped: list[MappedMessage] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)  # CSV rows skipped under `bad_rows: skip`
 
@@ -94,7 +95,10 @@ def parse_xml(work: Work) -> None:
 
 def parse_csv(work: Work) -> None:
     """The mapping says how to read the file (encoding, delimiter, header row), so it is chosen here."""
-    _rule, mapping = _csv_rule(work)
+    work.csv_rule = work.mappings.find_rule(
+        format="csv", message=None, version=None, partner=work.partner, channel=work.message.channel
+    )
+    mapping = work.csv_rule[1]
     work.message_type = mapping.message
     opts = mapping.csv
     work.table = csvformat.read(
@@ -106,7 +110,7 @@ PARSERS: dict[str, Callable[[Work], None]] = {"edifact": parse_edifact, "xml": p
 
 
 def validate(work: Work) -> None:
-    """EDIFACT: envelopes, then each message against ``edifact/``. XML: its schema. CSV: the mapping's columns."""
+    """EDIFACT: envelopes, then each message against ``edifact/``. XML: its schema. CSV: nothing (per row, in map)."""
     if work.format == "xml":
         extra = tuple(xmlformat.SchemaEntry(x.namespace, x.root, x.xsd) for x in work.xml.schemas)
         xmlformat.catalog(extra).validate(work.document)
@@ -147,8 +151,8 @@ def map_records(work: Work) -> None:
 
 def map_csv_rows(work: Work) -> None:
     """Each row is one message. A bad row rejects the file, or with ``bad_rows: skip`` is noted and skipped."""
-    assert work.table is not None
-    rule, mapping = _csv_rule(work)
+    assert work.table is not None and work.csv_rule is not None
+    rule, mapping = work.csv_rule
     for line, row in work.table.rows:
         try:
             work.mapped.append(apply_source(mapping, CsvSource(row, line=line, type=mapping.message or "CSV")))
@@ -158,12 +162,6 @@ def map_csv_rows(work: Work) -> None:
             work.problems.append({**exc.as_dict(), "step": "map", "row": line})
     if not work.mapped:
         raise GatewayError("MAP-2", "no row of the CSV file could be mapped", step="map")
-
-
-def _csv_rule(work: Work) -> tuple[MappingRule, LoadedMapping]:
-    return work.mappings.find_rule(
-        format="csv", message=None, version=None, partner=work.partner, channel=work.message.channel
-    )
 
 
 def persist(work: Work) -> None:

@@ -1,4 +1,5 @@
-"""Inbound formats: recognise a payload, then parse and validate it (EDIFACT now; XML and CSV follow)."""
+"""Inbound formats: recognise a payload (``sniff``); ``xml.py`` and ``csv.py`` read their formats, EDIFACT has
+``gateway/edifact/``."""
 
 from __future__ import annotations
 

@@ -113,14 +113,13 @@ class EdifactSource:
 
 
 def _unb_time(msg: EdifactMessage) -> datetime | None:
-    """The interchange's preparation date and time (UNB 4), read as Japan time when it has no zone."""
-    from zoneinfo import ZoneInfo
-
+    """The interchange's preparation date and time (UNB 4: YYMMDD in syntax 1-3, CCYYMMDD in 4), without a
+    zone: the engine gives it the mapping's timezone."""
     header = msg.interchange.header
-    date, time = header.element(4, 1), header.element(4, 2)
-    for text, pattern in ((date + time, "%y%m%d%H%M"), (date + time, "%Y%m%d%H%M")):
+    text = header.element(4, 1) + header.element(4, 2)
+    for pattern in ("%y%m%d%H%M", "%Y%m%d%H%M"):
         try:
-            return datetime.strptime(text, pattern).replace(tzinfo=ZoneInfo("Asia/Tokyo"))
+            return datetime.strptime(text, pattern)
         except ValueError:
             continue
     return None

@@ -213,5 +213,6 @@ def summary(msg: Message) -> dict[str, Any]:
         "status": msg.status,
         "duplicate_of": msg.duplicate_of_id,
         "error": msg.error_dict(),
+        "problems": msg.problems,  # CSV rows left out under `bad_rows: skip`
         "steps": msg.steps,
     }

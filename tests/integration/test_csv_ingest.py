@@ -9,6 +9,7 @@ from sqlalchemy import select
 from gateway import config as config_mod
 from gateway.app import Gateway
 from gateway.model import Container, Deal, Message
+from gateway.store import messages
 from tests.conftest import REPO, write_config
 
 EXAMPLE = REPO / "mappings" / "csv" / "examples" / "container-list-cp932.csv"
@@ -80,5 +81,6 @@ def test_with_bad_rows_skip_only_the_bad_row_is_left_out_and_noted(tmp_path: Pat
             msg = s.get_one(Message, result.message_ids[0])
             [problem] = msg.problems
             assert (problem["row"], problem["code"]) == (3, "MAP-3")
+            assert messages.summary(msg)["problems"] == [problem]  # what `messages show` and the API print
     finally:
         gw.close()
