@@ -18,15 +18,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import config as config_mod
-from gateway.channels.folder import FolderPoller, Taken
-from gateway.config import GatewayConfig
+from gateway.channels import Channel, make_channels
+from gateway.channels.folder import Taken
+from gateway.config import FolderChannel, GatewayConfig, SftpChannel
 from gateway.edifact import sender_id
 from gateway.mapping import MappingTable
+from gateway.metrics import Metrics
 from gateway.model import Message, MessageStatus, utcnow
 from gateway.outbound.dispatcher import Dispatcher
 from gateway.pipeline import Outcome, Pipeline
 from gateway.store import db, messages, outbox
-from gateway.store.messages import MessageStore
+from gateway.store.messages import MessageStore, Receipt
 
 log = structlog.get_logger("gateway")
 
@@ -55,7 +57,7 @@ class Gateway:
             db.upgrade(self.engine)
         self.sessions: sessionmaker[Session] = db.session_factory(self.engine)
         with self.sessions.begin() as s:
-            owners = {name: ch.partner for name, ch in config.channels.items()}
+            owners = {name: ch.owner for name, ch in config.channels.items()}
             partner_ids = messages.sync_partners(s, config.partners, owners)
         self.store = MessageStore(self.sessions, partner_ids)
         self.mappings = MappingTable(config.mappings)
@@ -68,8 +70,10 @@ class Gateway:
             xml=config.xml,
         )
         self.dispatcher = Dispatcher(self.sessions, config.routes, partners=config.partners)
-        self.pollers = [FolderPoller(name, ch, self._take) for name, ch in config.channels.items() if ch.enabled]
         self._partner_by_sender = {eid: code for code, p in config.partners.items() for eid in p.edifact_ids}
+        self.metrics = Metrics(self.sessions, config.channels)
+        self.work_waiting = threading.Event()  # set when a channel stored a payload for the worker
+        self.channels: list[Channel] = make_channels(self)
 
     @classmethod
     def from_file(cls, path: Path, **kwargs: Any) -> Gateway:
@@ -83,6 +87,36 @@ class Gateway:
         sender = sender_id(raw)
         return self._partner_by_sender.get(sender) if sender else None
 
+    def receive(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        partner: str | None = None,
+        filename: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Receipt:
+        """Store ``raw`` (committed) and leave it to the worker; the channel acknowledges its sender after this.
+
+        The partner is the one given, else the channel's (``channels.*.partner``), else the UNB sender's."""
+        configured = self.config.channels.get(channel)
+        partner = partner or (configured.owner if configured else None) or self.partner_of(raw)
+        receipt = self.store.receive(
+            raw, channel=channel, partner=partner, filename=filename, headers=headers, idempotency_key=idempotency_key
+        )
+        if receipt.replayed:
+            log.info("request replayed", message_id=receipt.message_id, channel=channel)
+        elif receipt.duplicate:
+            self.metrics.duplicates.labels(channel).inc()
+            log.info(
+                "duplicate", message_id=receipt.message_id, duplicate_of=receipt.duplicate_of, reason=receipt.reason
+            )
+        else:
+            self.metrics.received.labels(channel).inc()
+            self.work_waiting.set()
+        return receipt
+
     def accept(
         self,
         raw: bytes,
@@ -92,17 +126,12 @@ class Gateway:
         filename: str | None = None,
         headers: Mapping[str, Any] | None = None,
     ) -> Accepted:
-        """Store (committed), then process; the caller acknowledges its sender after the store step.
-
-        The partner is the one given, else the channel's (``channels.*.partner``), else the UNB sender's."""
-        configured = self.config.channels.get(channel)
-        partner = partner or (configured.partner if configured else None) or self.partner_of(raw)
-        receipt = self.store.receive(raw, channel=channel, partner=partner, filename=filename, headers=headers)
+        """Store (committed), then process at once; for callers that report the outcome (ingest, folders)."""
+        receipt = self.receive(raw, channel=channel, partner=partner, filename=filename, headers=headers)
         name = filename or f"<{channel}>"
         if receipt.duplicate:
             with self.sessions() as s:
                 original = s.get_one(Message, receipt.duplicate_of)
-                log.info("duplicate", message_id=receipt.message_id, duplicate_of=original.id)
                 return Accepted(
                     name,
                     "duplicate",
@@ -111,16 +140,24 @@ class Gateway:
                     original.message_count,
                     [receipt.message_id],
                 )
-        return _result(name, receipt.message_id, self.pipeline.process(receipt.message_id))
+        return _result(name, receipt.message_id, self.process(receipt.message_id))
+
+    def process(self, message_id: int) -> Outcome | None:
+        outcome = self.pipeline.process(message_id)
+        if outcome is not None and outcome.error is not None:
+            with self.sessions() as s:
+                channel = s.scalar(select(Message.channel).where(Message.id == message_id))
+            self.metrics.failed.labels(channel or "?").inc()
+        return outcome
 
     def reprocess(self, message_id: int) -> Accepted:
         """Process a failed message again from its raw bytes (after a mapping or partner fix)."""
         with self.sessions.begin() as s:
             msg = messages.reopen(s, message_id)
             name = msg.filename or f"<{msg.channel}>"
-        return _result(name, message_id, self.pipeline.process(message_id))
+        return _result(name, message_id, self.process(message_id))
 
-    def _take(self, raw: bytes, **kwargs: Any) -> Taken:
+    def take(self, raw: bytes, **kwargs: Any) -> Taken:
         result = self.accept(raw, **kwargs)
         message_id = result.message_ids[0]
         with self.sessions() as s:
@@ -133,13 +170,13 @@ class Gateway:
         with self.sessions() as s:
             ids = messages.received_ids(s, limit)
         for message_id in ids:
-            self.pipeline.process(message_id)
+            self.process(message_id)
         return len(ids)
 
     # the one-process run ---------------------------------------------------------------------------------
     def idle(self) -> bool:
         """Nothing waiting in folders, nothing received unprocessed, no delivery due."""
-        if any(p.pending() for p in self.pollers):
+        if any(c.pending() for c in self.channels):
             return False
         with self.sessions() as s:
             received = s.scalar(select(func.count()).where(Message.status == MessageStatus.RECEIVED.value))
@@ -148,12 +185,16 @@ class Gateway:
 
     def run(self, stop: threading.Event, *, until_idle: bool = False, http: bool | None = None) -> None:
         """Every channel, the recovery worker, the dispatcher and (optionally) the HTTP server until ``stop``."""
-        loops: list[tuple[str, Callable[[], object], float]] = [
-            (f"channel:{p.name}", p.poll_once, p.config.poll) for p in self.pollers
-        ]
-        loops += [("worker", self.process_received, 1.0), ("dispatcher", self.dispatcher.run_once, 0.5)]
         threads = [
-            threading.Thread(target=_loop, args=(n, fn, every, stop), name=n, daemon=True) for n, fn, every in loops
+            threading.Thread(target=c.run, args=(stop,), name=f"channel:{c.name}", daemon=True) for c in self.channels
+        ]
+        loops: list[tuple[str, Callable[[], object], float, threading.Event | None]] = [
+            ("worker", self.process_received, 1.0, self.work_waiting),
+            ("dispatcher", self.dispatcher.run_once, 0.5, None),
+        ]
+        threads += [
+            threading.Thread(target=_loop, args=(n, fn, every, wake, stop), name=n, daemon=True)
+            for n, fn, every, wake in loops
         ]
         server = None
         if self.config.http.enabled if http is None else http:
@@ -162,11 +203,11 @@ class Gateway:
             server = start_server(self, self.config.http.host, self.config.http.port)
         for t in threads:
             t.start()
-        log.info("gateway running", channels=[p.name for p in self.pollers], routes=list(self.config.routes))
+        log.info("gateway running", channels=[c.name for c in self.channels], routes=list(self.config.routes))
         try:
             while not stop.wait(0.5):
                 if until_idle and self.idle():
-                    time.sleep(max((p.config.settle for p in self.pollers), default=0) + 0.5)
+                    time.sleep(self._longest_settle() + 0.5)
                     if self.idle():
                         break
         finally:
@@ -176,6 +217,11 @@ class Gateway:
             if server is not None:
                 server.stop()
             log.info("gateway stopped")
+
+    def _longest_settle(self) -> float:
+        """How long a file may wait in a folder before it is taken (for ``--until-idle``)."""
+        settles = [ch.settle for ch in self.config.channels.values() if isinstance(ch, FolderChannel | SftpChannel)]
+        return max(settles, default=0.0)
 
 
 def _result(name: str, message_id: int, outcome: Outcome | None) -> Accepted:
@@ -195,11 +241,21 @@ def _result(name: str, message_id: int, outcome: Outcome | None) -> Accepted:
     return result
 
 
-def _loop(name: str, fn: Callable[[], object], every: float, stop: threading.Event) -> None:
-    """Run ``fn`` every ``every`` seconds; an error is logged and the loop goes on."""
+def _loop(
+    name: str, fn: Callable[[], object], every: float, wake: threading.Event | None, stop: threading.Event
+) -> None:
+    """Run ``fn`` again at once while it reports work done, else after ``every`` seconds or when ``wake`` is set;
+    an error is logged and the loop goes on."""
     while not stop.is_set():
         try:
-            fn()
+            busy = fn()
         except Exception:
             log.error("loop error", loop=name, exc_info=True)
-        stop.wait(every)
+            busy = 0
+        if busy:
+            continue
+        if wake is None:
+            stop.wait(every)
+        else:
+            wake.wait(every)
+            wake.clear()

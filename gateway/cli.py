@@ -19,6 +19,7 @@ import click
 
 from gateway import config as config_mod
 from gateway import logs
+from gateway.config import FolderChannel
 from gateway.errors import ConfigError
 
 EXIT_REJECTED = 1
@@ -106,8 +107,9 @@ def _print_summary(gw: Any) -> None:
     for name, route in gw.config.routes.items():
         files = sorted(route.to.path.glob("*")) if route.to.path.is_dir() else []
         click.echo(f"route {name}: {len(files)} file(s) in {route.to.path}")
-    for poller in gw.pollers:
-        click.echo(f"channel {poller.name}: archive {poller.config.archive}, failed {poller.config.failed}")
+    for name, ch in gw.config.channels.items():
+        if isinstance(ch, FolderChannel) and ch.enabled:
+            click.echo(f"channel {name}: archive {ch.archive}, failed {ch.failed}")
 
 
 def _inputs(paths: tuple[Path, ...]) -> Iterator[Path]:

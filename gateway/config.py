@@ -70,7 +70,19 @@ class PartnerConfig(Section):
     api_key_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = []
 
 
-class FolderChannel(Section):
+class ChannelBase(Section):
+    # accept EDIFACT messages without UNB/UNZ (UNH..UNT only) on this channel; refused (EDI-13) otherwise
+    allow_bare_edifact: bool = False
+    enabled: bool = True
+
+    @property
+    def owner(self) -> str | None:
+        """The partner every payload of this channel belongs to, when the channel is dedicated to one."""
+        partner = getattr(self, "partner", None)
+        return partner if isinstance(partner, str) else None
+
+
+class FolderChannel(ChannelBase):
     """A local drop folder, the stand-in for scheduled carrier file drops."""
 
     type: Literal["folder"]
@@ -82,9 +94,82 @@ class FolderChannel(Section):
     # a file is taken only once its size and mtime have not changed for this long (writers still busy)
     settle: Duration = 1.0
     partner: str | None = None  # otherwise taken from the UNB sender via partners.*.edifact_ids
-    # accept EDIFACT messages without UNB/UNZ (UNH..UNT only) on this channel; refused (EDI-13) otherwise
-    allow_bare_edifact: bool = False
-    enabled: bool = True
+
+
+class SftpChannel(ChannelBase):
+    """Poll a partner's SFTP server (scheduled carrier drops); the remote file goes only after the commit."""
+
+    type: Literal["sftp"]
+    host: str
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str
+    password_env: str | None = None  # the environment variable holding the password (never the password)
+    key_file: Path | None = None  # private key (OpenSSH format)
+    key_passphrase_env: str | None = None
+    # the server's key is pinned: an OpenSSH known_hosts file and/or SHA256 fingerprints ("SHA256:base64")
+    known_hosts: Path | None = None
+    host_key_sha256: list[str] = []
+    path: str = "."  # remote folder
+    pattern: str = "*"
+    poll: Duration = 60.0
+    settle: Duration = 5.0  # a file is taken once its size and mtime held still this long
+    after: Literal["delete", "move"] = "delete"
+    move_to: str | None = None  # remote folder for after: move
+    concurrency: int = Field(default=2, ge=1, le=32)  # downloads at once
+    timeout: Duration = 30.0
+    max_backoff: Duration = 300.0  # reconnect delay doubles up to this
+    partner: str | None = None
+
+
+class SftpUser(Section):
+    # OpenSSH public key lines ("ssh-ed25519 AAAA... comment") and/or an authorized_keys file
+    authorized_keys: list[str] = []
+    authorized_keys_file: Path | None = None
+
+
+class SftpServerChannel(ChannelBase):
+    """The gateway's own SFTP endpoint: partners push files into their own folder under ``root``."""
+
+    type: Literal["sftp_server"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=2222, ge=0, le=65535)
+    host_key: Path  # the server's private key; generated (Ed25519) on first start when missing
+    root: Path  # each partner sees root/<partner code>/ as "/"
+    users: dict[str, SftpUser]  # partner code → its keys; the partner code is the login name
+    max_file_bytes: int = Field(default=100_000_000, ge=1)
+
+
+class AmqpChannel(ChannelBase):
+    """Consume a RabbitMQ queue; each delivery is acknowledged only after its payload is committed."""
+
+    type: Literal["amqp"]
+    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"  # amqps:// verifies the server's certificate
+    url_env: str | None = None  # take the URL (with its password) from this environment variable instead
+    queue: str
+    declare: bool = True  # declare the quorum queue, its dead-letter exchange and dead-letter queue
+    delivery_limit: int = Field(default=5, ge=1)  # quorum queue redeliveries before dead-lettering
+    dead_letter_exchange: str | None = None  # default: "<queue>.dlx"
+    dead_letter_queue: str | None = None  # default: "<queue>.dead"
+    prefetch: int = Field(default=20, ge=1)
+    heartbeat: int = Field(default=30, ge=0)
+    partner_header: str = "partner"  # the message header naming the partner code
+    partner: str | None = None  # every message on this queue is this partner's
+    max_bytes: int = Field(default=50_000_000, ge=1)  # larger bodies are dead-lettered
+    max_backoff: Duration = 60.0
+
+
+class HttpChannel(ChannelBase):
+    """``POST /api/v1/messages``: the partner comes from its API key."""
+
+    type: Literal["http"]
+    max_body: int = Field(default=10_000_000, ge=1)
+    rate: float = Field(default=10.0, gt=0)  # requests per second per partner (token bucket)
+    burst: int = Field(default=20, ge=1)
+
+
+Channel = Annotated[
+    FolderChannel | SftpChannel | SftpServerChannel | AmqpChannel | HttpChannel, Field(discriminator="type")
+]
 
 
 class MappingMatch(Section):
@@ -152,7 +237,7 @@ class GatewayConfig(Section):
     database: DatabaseConfig = DatabaseConfig()
     http: HttpConfig = HttpConfig()
     partners: dict[str, PartnerConfig] = {}
-    channels: dict[str, FolderChannel] = {}
+    channels: dict[str, Channel] = {}
     mappings: list[MappingRule] = []
     routes: dict[str, RouteConfig] = {}
     xml: XmlConfig = XmlConfig()
@@ -183,10 +268,7 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
         rel = db.url.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
             db = db.model_copy(update={"url": f"sqlite:///{abs_(Path(rel))}"})
-    channels = {
-        name: ch.model_copy(update={"path": abs_(ch.path), "archive": abs_(ch.archive), "failed": abs_(ch.failed)})
-        for name, ch in config.channels.items()
-    }
+    channels = {name: _resolve_channel(ch, abs_) for name, ch in config.channels.items()}
     mappings = [rule.model_copy(update={"use": abs_(rule.use)}) for rule in config.mappings]
     routes = {
         name: r.model_copy(update={"to": r.to.model_copy(update={"path": abs_(r.to.path)})})
@@ -197,6 +279,58 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
     return config.model_copy(
         update={"database": db, "channels": channels, "mappings": mappings, "routes": routes, "xml": xml}
     )
+
+
+def _resolve_channel(ch: Any, abs_: Any) -> Any:
+    """Every path-valued key of a channel, made absolute."""
+    update = {}
+    for key, value in ch:
+        if isinstance(value, Path):
+            update[key] = abs_(value)
+        elif isinstance(value, dict) and all(isinstance(v, SftpUser) for v in value.values()):
+            update[key] = {
+                k: u.model_copy(
+                    update={"authorized_keys_file": abs_(u.authorized_keys_file) if u.authorized_keys_file else None}
+                )
+                for k, u in value.items()
+            }
+    return ch.model_copy(update=update)
+
+
+def _check_channel(name: str, ch: Any, problems: list[str], source: YamlSource, partners: set[str]) -> None:
+    loc = ("channels", name)
+    if isinstance(ch, SftpChannel):
+        if not ch.known_hosts and not ch.host_key_sha256:
+            problems.append(
+                source.problem(
+                    (*loc, "host_key_sha256"), "the server's key must be pinned: give known_hosts or host_key_sha256"
+                )
+            )
+        for i, fp in enumerate(ch.host_key_sha256):
+            if not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}=?", fp):
+                problems.append(
+                    source.problem(
+                        (*loc, "host_key_sha256", i), "expected 'SHA256:' and 43 base64 characters (ssh-keygen -lf)"
+                    )
+                )
+        if ch.known_hosts is not None and not ch.known_hosts.is_file():
+            problems.append(source.problem((*loc, "known_hosts"), f"known_hosts file {ch.known_hosts} does not exist"))
+        if ch.password_env is None and ch.key_file is None:
+            problems.append(source.problem((*loc, "username"), "give password_env or key_file to log in"))
+        if ch.after == "move" and not ch.move_to:
+            problems.append(source.problem((*loc, "move_to"), "after: move needs move_to (a remote folder)"))
+    elif isinstance(ch, SftpServerChannel):
+        for user, cfg in ch.users.items():
+            if user not in partners:
+                near = difflib.get_close_matches(user, sorted(partners), n=1, cutoff=0.5)
+                hint = f"; did you mean '{near[0]}'?" if near else ""
+                problems.append(source.problem((*loc, "users", user), f"no partner named {user!r}{hint}"))
+            if not cfg.authorized_keys and cfg.authorized_keys_file is None:
+                problems.append(source.problem((*loc, "users", user), "give authorized_keys or authorized_keys_file"))
+    elif isinstance(ch, AmqpChannel) and ch.url.startswith("amqp://") and "@" in ch.url and ch.url_env is None:
+        user_pass = ch.url.split("://", 1)[1].split("@", 1)[0]
+        if ":" in user_pass and user_pass != "guest:guest":
+            problems.append(source.problem((*loc, "url"), "keep the password out of routes.yaml: use url_env"))
 
 
 def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:
@@ -210,9 +344,15 @@ def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:
         hint = f"; did you mean '{near[0]}'?" if near else ""
         problems.append(source.problem(loc, f"no {kind} named {name!r}{hint}"))
 
+    http_channels = [name for name, ch in config.channels.items() if isinstance(ch, HttpChannel)]
+    for name in http_channels[1:]:
+        problems.append(
+            source.problem(("channels", name, "type"), f"only one http channel (already {http_channels[0]!r})")
+        )
     for name, ch in config.channels.items():
-        if ch.partner is not None and ch.partner not in partners:
-            unknown(("channels", name, "partner"), "partner", ch.partner, partners)
+        if ch.owner is not None and ch.owner not in partners:
+            unknown(("channels", name, "partner"), "partner", ch.owner, partners)
+        _check_channel(name, ch, problems, source, partners)
     for i, rule in enumerate(config.mappings):
         if rule.match.partner is not None and rule.match.partner not in partners:
             unknown(("mappings", i, "match", "partner"), "partner", rule.match.partner, partners)

@@ -341,6 +341,8 @@ class Message(Base):
     __table_args__ = (
         Index("ix_message_status", "status", "id"),
         Index("ix_message_received_at", "received_at"),
+        Index("ux_message_idempotency_key", "idempotency_key", unique=True),
+        Index("ux_message_interchange_key", "interchange_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -356,6 +358,13 @@ class Message(Base):
     # "<partner or channel>:<sha256>" for originals, NULL for duplicates: the unique index is the dedup rule
     dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+    # why a duplicate is one: "same bytes", "interchange reference"
+    duplicate_reason: Mapped[str | None] = mapped_column(String(32))
+    # "<partner>:<Idempotency-Key>" (HTTP): a retried request finds the message it made the first time
+    idempotency_key: Mapped[str | None] = mapped_column(String(300))
+    # "<partner or @channel>:<UNB sender>:<interchange reference>" on an EDIFACT original that did not fail:
+    # a resent interchange is a duplicate even when its bytes differ (a new UNB date, say)
+    interchange_key: Mapped[str | None] = mapped_column(String(200))
     format: Mapped[str | None] = mapped_column(String(16))
     message_type: Mapped[str | None] = mapped_column(String(32))
     interchange_ref: Mapped[str | None] = mapped_column(String(35))

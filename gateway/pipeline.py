@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from gateway.canonical import MappedMessage
-from gateway.config import FolderChannel, MappingRule, PartnerConfig, RouteConfig, XmlConfig
+from gateway.config import ChannelBase, MappingRule, PartnerConfig, RouteConfig, XmlConfig
 from gateway.edifact import Interchange, validator
 from gateway.edifact import Message as EdifactMessage
 from gateway.edifact.envelope import first_error, read_all
@@ -48,7 +48,7 @@ class Work:
     mappings: MappingTable
     routes: Mapping[str, RouteConfig]
     partners: Mapping[str, PartnerConfig] = field(default_factory=dict)
-    channels: Mapping[str, FolderChannel] = field(default_factory=dict)
+    channels: Mapping[str, ChannelBase] = field(default_factory=dict)
     xml: XmlConfig = field(default_factory=XmlConfig)
     format: str | None = None
     message_type: str | None = None
@@ -198,7 +198,7 @@ class Pipeline:
         routes: Mapping[str, RouteConfig],
         steps: Sequence[tuple[str, Step, MessageStatus | None]] = STEPS,
         partners: Mapping[str, PartnerConfig] | None = None,
-        channels: Mapping[str, FolderChannel] | None = None,
+        channels: Mapping[str, ChannelBase] | None = None,
         xml: XmlConfig | None = None,
     ) -> None:
         self.xml = xml or XmlConfig()

@@ -22,6 +22,8 @@ from gateway.app import Gateway
 from gateway.model import Base
 from gateway.store import db
 
+pytest_plugins = ["tests.services.sshd", "tests.services.rabbitmq"]
+
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("GATEWAY_TEST_CORPUS", REPO.parent / "shared" / "corpus"))  # ../shared/corpus
 COPARN_EXAMPLE = REPO / "mappings" / "edifact" / "examples" / "coparn-d95b-two-messages.edi"

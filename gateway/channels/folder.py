@@ -10,6 +10,7 @@ follows the stored original's status, so a resent copy of a rejected file goes t
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,15 @@ class FolderPoller:
         self.config = config
         self.accept = accept
         self._seen: dict[Path, tuple[int, float, float]] = {}  # path → size, mtime, when first seen so
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll every ``poll`` seconds until ``stop``; one bad poll is logged and the next one comes."""
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.error("poll failed", channel=self.name, exc_info=True)
+            stop.wait(self.config.poll)
 
     def poll_once(self) -> int:
         """Take every settled file; returns how many were taken."""

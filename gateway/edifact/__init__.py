@@ -13,7 +13,7 @@ from gateway.edifact.envelope import Interchange, Message, Reader, first_error, 
 from gateway.edifact.tokenizer import Segment, Tokenizer
 from gateway.errors import GatewayError
 
-__all__ = ["Interchange", "Message", "Reader", "Segment", "Tokenizer", "read", "sender_id"]
+__all__ = ["Interchange", "Message", "Reader", "Segment", "Tokenizer", "read", "sender_id", "unb_fields"]
 
 
 def read(raw: bytes, *, allow_bare: bool = False) -> tuple[list[Interchange], list[Message]]:
@@ -27,10 +27,16 @@ def read(raw: bytes, *, allow_bare: bool = False) -> tuple[list[Interchange], li
 
 def sender_id(raw: bytes) -> str | None:
     """The UNB sender identification, read cheaply before the payload is stored (for partner lookup)."""
+    fields = unb_fields(raw)
+    return fields[0] or None if fields else None
+
+
+def unb_fields(raw: bytes) -> tuple[str, str] | None:
+    """(sender identification, interchange control reference) of the first UNB, from the first 4 KB."""
     try:
         for segment in Tokenizer.from_bytes(raw[:4096], check_repertoire=False):
             if segment.tag == "UNB":
-                return segment.element(2, 1) or None
+                return segment.element(2, 1), segment.element(5, 1)
             if segment.number > 1:
                 return None
     except GatewayError:

@@ -27,10 +27,20 @@ from gateway.model import Message, MessageStatus, Partner, utcnow
 class Receipt:
     message_id: int
     duplicate_of: int | None
+    reason: str | None = None  # for a duplicate: "same bytes" or "interchange reference"
+    replayed: bool = False  # a retried request with the same idempotency key: nothing new was stored
 
     @property
     def duplicate(self) -> bool:
         return self.duplicate_of is not None
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before for a different payload."""
+
+    def __init__(self, message_id: int) -> None:
+        super().__init__(f"the idempotency key was used for message {message_id} with a different payload")
+        self.message_id = message_id
 
 
 def sync_partners(
@@ -73,10 +83,21 @@ class MessageStore:
         partner: str | None,
         filename: str | None = None,
         headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Receipt:
-        """Store ``raw`` and commit; the caller may acknowledge its sender once this returns."""
+        """Store ``raw`` and commit; the caller may acknowledge its sender once this returns.
+
+        A duplicate (same bytes, or the same EDIFACT interchange reference from the same sender while the first
+        copy did not fail) is stored as a ``duplicate`` row and never processed. A request retried with the same
+        ``idempotency_key`` stores nothing and gets the first message back; with other bytes it raises
+        :class:`IdempotencyConflict`.
+        """
         sha = hashlib.sha256(raw).hexdigest()
-        key = f"{partner or '@' + channel}:{sha}"
+        owner = partner or "@" + channel
+        key = f"{owner}:{sha}"
+        reference = interchange_reference(raw)
+        ref_key = f"{owner}:{reference[0]}:{reference[1]}"[:200] if reference else None
+        idem_key = f"{partner or '@' + channel}:{idempotency_key}"[:300] if idempotency_key else None
         row = dict(
             direction="in",
             channel=channel,
@@ -86,21 +107,52 @@ class MessageStore:
             raw=raw,
             sha256=sha,
             size=len(raw),
+            idempotency_key=idem_key,
         )
-        for _ in range(2):  # a concurrent receiver may win the unique key between our read and write
+        for _ in range(3):  # a concurrent receiver may win a unique key between our read and write
             try:
                 with self.sessions.begin() as s:
-                    original = s.scalar(select(Message.id).where(Message.dedup_key == key))
-                    if original is None:
-                        msg = Message(**row, dedup_key=key, status=MessageStatus.RECEIVED.value)
-                    else:
-                        msg = Message(**row, duplicate_of_id=original, status=MessageStatus.DUPLICATE.value)
-                    s.add(msg)
-                    s.flush()
-                    return Receipt(msg.id, original)
+                    return self._receive(s, row, key, ref_key, idem_key)
             except IntegrityError:
                 continue
         raise RuntimeError(f"could not store payload {key} after a dedup race")
+
+    @staticmethod
+    def _receive(s: Session, row: dict[str, Any], key: str, ref_key: str | None, idem_key: str | None) -> Receipt:
+        if idem_key is not None:
+            earlier = s.scalar(select(Message).where(Message.idempotency_key == idem_key))
+            if earlier is not None:
+                if earlier.sha256 != row["sha256"]:
+                    raise IdempotencyConflict(earlier.id)
+                return Receipt(earlier.id, earlier.duplicate_of_id, earlier.duplicate_reason, replayed=True)
+        original = s.scalar(select(Message.id).where(Message.dedup_key == key))
+        reason = "same bytes" if original is not None else None
+        if original is None and ref_key is not None:
+            first = s.scalar(select(Message).where(Message.interchange_key == ref_key).with_for_update())
+            if first is not None and first.status == MessageStatus.FAILED.value:
+                first.interchange_key = None  # a corrected resend of a rejected interchange is processed
+                s.flush()
+            elif first is not None:
+                original, reason = first.id, "interchange reference"
+        if original is None:
+            msg = Message(**row, dedup_key=key, interchange_key=ref_key, status=MessageStatus.RECEIVED.value)
+        else:
+            msg = Message(
+                **row, duplicate_of_id=original, duplicate_reason=reason, status=MessageStatus.DUPLICATE.value
+            )
+        s.add(msg)
+        s.flush()
+        return Receipt(msg.id, original, reason)
+
+
+def interchange_reference(raw: bytes) -> tuple[str, str] | None:
+    """(UNB sender, interchange control reference) of an EDIFACT payload, read cheaply; None otherwise."""
+    from gateway.edifact import unb_fields
+
+    fields = unb_fields(raw)
+    if fields is None or not fields[0] or not fields[1]:
+        return None
+    return fields
 
 
 def claim(session: Session, message_id: int) -> Message | None:
@@ -212,6 +264,7 @@ def summary(msg: Message) -> dict[str, Any]:
         "messages": msg.message_count,
         "status": msg.status,
         "duplicate_of": msg.duplicate_of_id,
+        "duplicate_reason": msg.duplicate_reason,
         "error": msg.error_dict(),
         "problems": msg.problems,  # CSV rows left out under `bad_rows: skip`
         "steps": msg.steps,

@@ -29,6 +29,11 @@ def gateway(config: Path, *args: str, **kwargs: object) -> subprocess.CompletedP
     )
 
 
+def new_reference(raw: bytes) -> bytes:
+    """The example interchange under another interchange control reference (otherwise it is a resend)."""
+    return raw.replace(b"+20261124001'", b"+20261124999'")
+
+
 def input_facts(raw: bytes) -> set[tuple[str, str, str, str]]:
     """(container, booking, vessel, voyage) read straight from the interchange text, without the gateway's code."""
     facts = set()
@@ -68,7 +73,8 @@ def test_ingest_accept_duplicate_and_reject(tmp_path: Path, database_url: str) -
     assert len(list(conpas.iterdir())) == 3  # nothing written
 
     bad = tmp_path / "bad-count.edi"
-    bad.write_bytes(COPARN_EXAMPLE.read_bytes().replace(b"UNT+16+2'", b"UNT+17+2'"))
+    # a new interchange (its own reference) with a wrong UNT count
+    bad.write_bytes(new_reference(COPARN_EXAMPLE.read_bytes()).replace(b"UNT+16+2'", b"UNT+17+2'"))
     rejected = gateway(config, "ingest", "--json", str(bad))
     assert rejected.returncode == 1
     out = json.loads(rejected.stdout)
@@ -118,7 +124,7 @@ def test_check_and_db_upgrade(tmp_path: Path, database_url: str) -> None:
     ok = gateway(config, "check")
     assert ok.returncode == 0 and "OK" in ok.stdout
     up = gateway(config, "db", "upgrade")
-    assert up.returncode == 0 and "database at revision 0002" in up.stdout
+    assert up.returncode == 0 and "database at revision 0003" in up.stdout
 
 
 def test_run_takes_dropped_files_and_stops_cleanly_on_sigterm(tmp_path: Path, database_url: str) -> None:

@@ -19,9 +19,9 @@ def test_processed_duplicate_and_failed_files_move_where_they_belong(
     inbox.mkdir()
     (inbox / "a.edi").write_bytes(coparn)
     (inbox / "b.edi").write_bytes(coparn)  # the same bytes again
-    (inbox / "c.edi").write_bytes(coparn.replace(b"UNT+16+2", b"UNT+1+2"))
+    (inbox / "c.edi").write_bytes(coparn.replace(b"+20261124001'", b"+20261124999'").replace(b"UNT+16+2", b"UNT+1+2"))
     (inbox / "ignored.txt").write_bytes(b"not matching *.edi")
-    [poller] = gateway.pollers
+    [poller] = gateway.channels
     assert poller.poll_once() == 3
     assert sorted(p.name for p in inbox.iterdir()) == ["ignored.txt"]
     assert sorted(p.name.split("_", 1)[1] for p in (tmp_path / "archive").iterdir()) == ["a.edi", "b.edi"]
@@ -36,7 +36,7 @@ def test_processed_duplicate_and_failed_files_move_where_they_belong(
 
 
 def test_a_file_still_being_written_waits_until_it_settles(gateway: Gateway, coparn: bytes, tmp_path: Path) -> None:
-    [poller] = gateway.pollers
+    [poller] = gateway.channels
     poller.config = poller.config.model_copy(update={"settle": 0.3})
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -55,7 +55,7 @@ def test_a_resent_copy_of_a_rejected_file_goes_to_failed_too(gateway: Gateway, c
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     bad = coparn.replace(b"UNT+16+2", b"UNT+1+2")
-    [poller] = gateway.pollers
+    [poller] = gateway.channels
     (inbox / "c.edi").write_bytes(bad)
     poller.poll_once()
     (inbox / "c-again.edi").write_bytes(bad)  # the carrier sends the same bytes again
@@ -70,7 +70,7 @@ def test_one_bad_file_does_not_hold_up_the_others(
     inbox.mkdir()
     (inbox / "a.edi").write_bytes(coparn)
     (inbox / "b.edi").write_bytes(coparn.replace(b"20261124001", b"20261124002"))
-    [poller] = gateway.pollers
+    [poller] = gateway.channels
     real = Path.read_bytes
 
     def flaky(self: Path) -> bytes:
