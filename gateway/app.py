@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import config as config_mod
 from gateway.channels import Channel, make_channels
 from gateway.channels.folder import Taken
-from gateway.config import FolderChannel, GatewayConfig, SftpChannel
+from gateway.config import FolderChannel, GatewayConfig, HttpChannel, SftpChannel
 from gateway.edifact import sender_id
 from gateway.mapping import MappingTable
 from gateway.metrics import Metrics
@@ -201,6 +201,9 @@ class Gateway:
             from gateway.web.server import start_server
 
             server = start_server(self, self.config.http.host, self.config.http.port)
+            for name, ch in self.config.channels.items():
+                if isinstance(ch, HttpChannel) and ch.enabled:
+                    self.metrics.up.labels(name).set(1)
         for t in threads:
             t.start()
         log.info("gateway running", channels=[c.name for c in self.channels], routes=list(self.config.routes))
@@ -217,6 +220,14 @@ class Gateway:
             if server is not None:
                 server.stop()
             log.info("gateway stopped")
+
+    def channel_states(self) -> dict[str, bool]:
+        """Enabled channel → connected or listening (the ``gateway_channel_up`` gauge each channel sets)."""
+        return {
+            name: bool(self.metrics.registry.get_sample_value("gateway_channel_up", {"channel": name}))
+            for name, ch in self.config.channels.items()
+            if ch.enabled
+        }
 
     def _longest_settle(self) -> float:
         """How long a file may wait in a folder before it is taken (for ``--until-idle``)."""

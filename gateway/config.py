@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.errors import ConfigError
 from gateway.events import EVENT_KINDS
@@ -53,6 +53,8 @@ class HttpConfig(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # sha256 digests of the keys a Prometheus scraper sends (Bearer); with none, /metrics answers loopback only
+    metrics_key_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = []
 
 
 class PartnerConfig(Section):
@@ -68,6 +70,16 @@ class PartnerConfig(Section):
     acks: list[Literal["contrl", "aperak"]] = []
     # sha256 hex digests of the partner's API keys: `gateway hash-key` prints one
     api_key_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = []
+
+
+def _rate_limit(value: str) -> str:
+    from limits import parse
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ValueError("expected a rate such as 20/second or 600 per minute") from None
+    return value
 
 
 class ChannelBase(Section):
@@ -162,9 +174,9 @@ class HttpChannel(ChannelBase):
     """``POST /api/v1/messages``: the partner comes from its API key."""
 
     type: Literal["http"]
-    max_body: int = Field(default=10_000_000, ge=1)
-    rate: float = Field(default=10.0, gt=0)  # requests per second per partner (token bucket)
-    burst: int = Field(default=20, ge=1)
+    max_body: int = Field(default=10_000_000, ge=1)  # bytes; a larger body is refused with 413
+    # requests per partner in a moving window, in the `limits` notation: "20/second", "600 per minute"
+    rate_limit: Annotated[str, AfterValidator(_rate_limit)] = "20/second"
 
 
 Channel = Annotated[

@@ -67,13 +67,12 @@ class _LagCollector(Collector):
         )
         now = utcnow()
         with self.sessions() as s:
-            oldest = dict(
-                s.execute(
-                    select(Message.channel, func.min(Message.received_at))
-                    .where(Message.status == MessageStatus.RECEIVED.value, Message.direction == "in")
-                    .group_by(Message.channel)
-                ).tuples()
+            rows = s.execute(
+                select(Message.channel, func.min(Message.received_at))
+                .where(Message.status == MessageStatus.RECEIVED.value, Message.direction == "in")
+                .group_by(Message.channel)
             )
+            oldest = {channel: at for channel, at in rows}
         for name in sorted(set(self.channels) | set(oldest)):
             at = oldest.get(name)
             family.add_metric([name], (now - at).total_seconds() if at is not None else 0.0)

@@ -56,7 +56,7 @@ def make_channels(gateway: Gateway) -> list[Channel]:
         if isinstance(cfg, FolderChannel):
             from gateway.channels.folder import FolderPoller
 
-            made.append(FolderPoller(name, cfg, gateway.take))
+            made.append(FolderPoller(name, cfg, gateway.take, gateway.metrics.up.labels(name).set))
         elif isinstance(cfg, SftpChannel):
             from gateway.channels.sftp import SftpPoller
 

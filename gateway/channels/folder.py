@@ -34,10 +34,11 @@ Accept = Callable[..., Taken]
 
 
 class FolderPoller:
-    def __init__(self, name: str, config: FolderChannel, accept: Accept) -> None:
+    def __init__(self, name: str, config: FolderChannel, accept: Accept, up: Callable[[float], None]) -> None:
         self.name = name
         self.config = config
         self.accept = accept
+        self.up = up  # 1 while the folder can be read, else 0 (the channel's gauge)
         self._seen: dict[Path, tuple[int, float, float]] = {}  # path → size, mtime, when first seen so
 
     def run(self, stop: threading.Event) -> None:
@@ -45,7 +46,9 @@ class FolderPoller:
         while not stop.is_set():
             try:
                 self.poll_once()
+                self.up(1)
             except Exception:
+                self.up(0)
                 log.error("poll failed", channel=self.name, exc_info=True)
             stop.wait(self.config.poll)
 

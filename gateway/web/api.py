@@ -1,22 +1,26 @@
-"""HTTP API: health, readiness and the partner's view of its messages.
+"""HTTP API: health, readiness, metrics, the HTTP channel and the partner's view of its messages.
 
 Every ``/api`` route needs an API key (``Authorization: Bearer <key>`` or ``X-API-Key``); keys are stored only
-as sha256 digests in routes.yaml, and a partner sees only its own messages.
+as sha256 digests in routes.yaml, and a partner sees only its own messages. ``/metrics`` needs a scraper key
+(``http.metrics_key_sha256``) or, when none is configured, a loopback client.
 
 No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at run time.
 """
 
-import hashlib
-import hmac
+import ipaddress
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query
-from fastapi.responses import JSONResponse
-from sqlalchemy import select, text
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
 
 from gateway import __version__
+from gateway.config import HttpChannel
+from gateway.metrics import CONTENT_TYPE
 from gateway.model import Message, Partner
 from gateway.store import messages
+from gateway.web.auth import matches, partner_dependency, presented_key
+from gateway.web.ingest import ingest_router
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -24,23 +28,10 @@ if TYPE_CHECKING:
 
 def create_app(gateway: "Gateway") -> FastAPI:
     app = FastAPI(title="Port logistics EDI gateway", version=__version__)
-
-    def partner(
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
-    ) -> Partner:
-        key = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
-        if not key:
-            raise HTTPException(401, "an API key is required", headers={"WWW-Authenticate": "Bearer"})
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        with gateway.sessions() as s:
-            for p in s.scalars(select(Partner)):
-                if any(hmac.compare_digest(digest, h) for h in p.api_key_hashes):
-                    s.expunge(p)
-                    return p
-        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-
-    Caller = Annotated[Partner, Depends(partner)]
+    Caller = Annotated[Partner, Depends(partner_dependency(gateway))]
+    for name, channel in gateway.config.channels.items():
+        if isinstance(channel, HttpChannel) and channel.enabled:
+            app.include_router(ingest_router(gateway, name, channel))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -48,14 +39,31 @@ def create_app(gateway: "Gateway") -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", response_model=None)
-    def readyz() -> dict[str, str] | JSONResponse:
-        """Readiness: the database answers."""
+    def readyz() -> dict[str, Any] | JSONResponse:
+        """Readiness: the database answers. Channels are listed (a partner's server being down does not make
+        the gateway unready)."""
+        channels = {name: "up" if up else "down" for name, up in gateway.channel_states().items()}
         try:
             with gateway.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
-            return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
-        return {"status": "ready"}
+            body = {"status": "unavailable", "reason": type(exc).__name__, "channels": channels}
+            return JSONResponse(body, status_code=503)
+        return {"status": "ready", "channels": channels}
+
+    @app.get("/metrics", response_class=Response)
+    def metrics(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        """Per-channel counters and lag in Prometheus' text format."""
+        keys = gateway.config.http.metrics_key_sha256
+        if keys:
+            if not matches(presented_key(authorization, None), keys):
+                raise HTTPException(401, "a metrics key is required", headers={"WWW-Authenticate": "Bearer"})
+        elif not (request.client and _loopback(request.client.host)):
+            raise HTTPException(403, "metrics answer loopback clients only unless http.metrics_key_sha256 is set")
+        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/api/v1/messages")
     def list_messages(
@@ -70,6 +78,7 @@ def create_app(gateway: "Gateway") -> FastAPI:
 
     @app.get("/api/v1/messages/{message_id}")
     def get_message(caller: Caller, message_id: int) -> dict[str, Any]:
+        """One of the caller's messages: its status, and its error with code and position when it failed."""
         with gateway.sessions() as s:
             msg = s.get(Message, message_id)
             if msg is None or msg.partner_id != caller.id:
@@ -77,3 +86,10 @@ def create_app(gateway: "Gateway") -> FastAPI:
             return messages.summary(msg)
 
     return app
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

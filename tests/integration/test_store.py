@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from gateway.app import Gateway
 from gateway.model import Message
+from gateway.store.messages import IdempotencyConflict
 
 
 def test_receive_commits_before_returning(gateway: Gateway, coparn: bytes) -> None:
@@ -39,3 +41,35 @@ def test_same_payload_from_another_partner_or_unknown_channel_is_not(gateway: Ga
     assert not (a.duplicate or b.duplicate or c.duplicate)
     with gateway.sessions() as s:
         assert len(list(s.scalars(select(Message.id)))) == 3
+
+
+def test_a_resent_interchange_is_a_duplicate_even_with_other_bytes(gateway: Gateway, coparn: bytes) -> None:
+    """Same UNB sender and interchange reference from the same partner: recorded as a duplicate, not processed
+    twice, though the resend carries a new preparation time (so other bytes)."""
+    first = gateway.store.receive(coparn, channel="drops", partner="ONE")
+    resent = gateway.store.receive(coparn.replace(b"261124:0930", b"261124:1015"), channel="drops", partner="ONE")
+    assert resent.duplicate_of == first.message_id and resent.reason == "interchange reference"
+    other = gateway.store.receive(coparn.replace(b"+20261124001'", b"+20261124002'"), channel="drops", partner="ONE")
+    assert not other.duplicate
+
+
+def test_a_corrected_resend_of_a_failed_interchange_is_processed(gateway: Gateway, coparn: bytes) -> None:
+    """A rejected interchange does not block its corrected resend under the same reference (partners fix and
+    resend); the reference moves to the new original."""
+    broken = gateway.accept(coparn.replace(b"UNT+16+2'", b"UNT+17+2'"), channel="drops")
+    assert broken.status == "rejected"
+    fixed = gateway.accept(coparn, channel="drops")
+    assert fixed.status == "accepted"
+    again = gateway.store.receive(coparn.replace(b"261124:0930", b"261124:1015"), channel="drops", partner="ONE")
+    assert again.duplicate_of == fixed.message_ids[0]
+
+
+def test_idempotency_key_returns_the_first_message(gateway: Gateway, coparn: bytes) -> None:
+    """A retried request with the same key stores nothing; the same key with other bytes is a conflict."""
+    first = gateway.store.receive(coparn, channel="api", partner="ONE", idempotency_key="k1")
+    again = gateway.store.receive(coparn, channel="api", partner="ONE", idempotency_key="k1")
+    assert again.message_id == first.message_id and again.replayed
+    with pytest.raises(IdempotencyConflict):
+        gateway.store.receive(b"other", channel="api", partner="ONE", idempotency_key="k1")
+    with gateway.sessions() as s:
+        assert len(list(s.scalars(select(Message.id)))) == 1

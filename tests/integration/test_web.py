@@ -42,7 +42,7 @@ def served(tmp_path, database_url) -> Iterator[tuple[Gateway, str]]:  # type: ig
 def test_health_and_readiness(served: tuple[Gateway, str]) -> None:
     _, base = served
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+    assert httpx.get(f"{base}/readyz").json() == {"status": "ready", "channels": {"drops": "down"}}  # not polling
 
 
 def test_api_requires_a_known_key(served: tuple[Gateway, str]) -> None:
