@@ -102,3 +102,66 @@ def test_missing_mapping_file_suggests_the_nearest(tmp_path: Path) -> None:
     )
     [problem] = _problems(path)
     assert f"did you mean '{tmp_path / 'maps' / 'coparn.yaml'}'" in problem
+
+
+def _with_channels(tmp_path: Path, **channels: dict[str, object]) -> Path:
+    return write_config(tmp_path, "sqlite:///x.db", channels=channels)
+
+
+def test_sftp_channel_needs_a_pinned_key_and_a_login(tmp_path: Path) -> None:
+    """An SFTP channel without a pinned server key would trust any server: refused, naming the key."""
+    path = _with_channels(tmp_path, carrier={"type": "sftp", "host": "127.0.0.1", "username": "gw"})
+    problems = _problems(path)
+    assert any("channels.carrier.host_key_sha256: the server's key must be pinned" in p for p in problems)
+    assert any("channels.carrier.username: give password_env or key_file" in p for p in problems)
+    fingerprint = "SHA256:" + "A" * 43
+    ok = _with_channels(
+        tmp_path,
+        carrier={
+            "type": "sftp",
+            "host": "127.0.0.1",
+            "username": "gw",
+            "password_env": "PW",
+            "host_key_sha256": [fingerprint],
+        },
+    )
+    assert config.load(ok).channels["carrier"].port == 22  # type: ignore[union-attr]
+
+
+def test_sftp_fingerprint_and_move_to_are_checked(tmp_path: Path) -> None:
+    path = _with_channels(
+        tmp_path,
+        carrier={
+            "type": "sftp",
+            "host": "127.0.0.1",
+            "username": "gw",
+            "key_file": "id",
+            "host_key_sha256": ["md5:aa:bb"],
+            "after": "move",
+        },
+    )
+    problems = _problems(path)
+    assert any("host_key_sha256[0]: expected 'SHA256:'" in p for p in problems)
+    assert any("channels.carrier.move_to: after: move needs move_to" in p for p in problems)
+
+
+def test_sftp_server_users_must_be_partners_with_keys(tmp_path: Path) -> None:
+    path = _with_channels(
+        tmp_path, push={"type": "sftp_server", "host_key": "hk", "root": "sftp", "users": {"ONF": {}}}
+    )
+    problems = _problems(path)
+    assert any("channels.push.users.ONF: no partner named 'ONF'; did you mean 'ONE'?" in p for p in problems)
+    assert any("give authorized_keys or authorized_keys_file" in p for p in problems)
+
+
+def test_one_http_channel_and_a_readable_rate_limit(tmp_path: Path) -> None:
+    two = _with_channels(tmp_path, a={"type": "http"}, b={"type": "http"})
+    assert any("channels.b.type: only one http channel (already 'a')" in p for p in _problems(two))
+    unreadable = _with_channels(tmp_path, a={"type": "http", "rate_limit": "lots"})
+    assert any("channels.a.rate_limit" in p and "20/second" in p for p in _problems(unreadable))
+
+
+def test_amqp_password_stays_out_of_routes_yaml(tmp_path: Path) -> None:
+    path = _with_channels(tmp_path, q={"type": "amqp", "queue": "in", "url": "amqp://gw:secret@127.0.0.1/%2F"})
+    [problem] = _problems(path)
+    assert "channels.q.url: keep the password out of routes.yaml: use url_env" in problem
