@@ -1,4 +1,4 @@
-"""Segment tables of D.00B transport messages whose group structure was corrected (IFTDGN, COREOR).
+"""Segment tables of transport messages whose group structure was corrected (D.00B IFTDGN and COREOR, D.95B COREOR).
 
 The messages below are written for these tests; each uses a group that the earlier tables did not have, so it
 is refused by the old structure and accepted by the corrected one.
@@ -81,3 +81,42 @@ def test_coreor_d00b_equipment_group_stays_mandatory() -> None:
         ]
     )
     assert codes and codes[0][0] == "13"
+
+
+COREOR_D95B_GOODS = [
+    "COREOR:D:95B:UN",
+    "BGM+129+RO0001+9",
+    "TDT+20+V001+1++CARRIER:172:20",
+    "NAD+CF+CARRIER:160:20",
+    "GID+1+10:CT",
+    "NAD+CZ+SHIPPER",  # SG4 NAD-DTM-RFF
+    "RFF+BN:BK0001",
+    "MEA+AAE+G+KGM:1000",  # MEA and PCI belong to the goods item group, after SG4
+    "PCI+33E",
+    "SGP+ABCU1234567+10",
+    "EQD+CN+ABCU1234567+22G1+2",
+    "RFF+BN:BK0001",
+    "CNT+16:1",
+]
+
+
+def test_coreor_d95b_goods_item_measurements_follow_the_party_group() -> None:
+    """In D.95B COREOR MEA and PCI are goods item segments that follow the goods party group (NAD-DTM-RFF): a
+    release order giving the goods' weight after a shipper NAD was refused while the table put them inside SG4,
+    and so was one giving the weight of a goods item with no party at all."""
+    assert _codes(COREOR_D95B_GOODS) == []
+    without_party = [s for i, s in enumerate(COREOR_D95B_GOODS) if i not in (5, 6)]
+    assert _codes(without_party) == []
+
+
+def test_coreor_d95b_goods_parties_come_before_the_goods_measurements() -> None:
+    """MEA and PCI close the goods item's party groups: a second party after them is out of place. The earlier
+    table kept MEA and PCI inside the party group and so took the second NAD as a new party group."""
+    message = [
+        *COREOR_D95B_GOODS[:5],
+        "NAD+CZ+SHIPPER",
+        "MEA+AAE+G+KGM:1000",
+        "NAD+CN+CONSIGNEE",
+        *COREOR_D95B_GOODS[9:],
+    ]
+    assert _codes(message) == [("15", 8, "NAD")]
