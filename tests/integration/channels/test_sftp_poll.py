@@ -411,3 +411,45 @@ def test_a_missing_password_variable_is_a_clear_login_error(
     with pytest.raises(sftp_mod.LoginFailed, match="SFTP_TEST_UNSET"):
         poller.connect()
     gw.close()
+
+
+def test_a_file_stored_before_a_crash_comes_again_as_a_duplicate(
+    sshd: Sshd, remote: Path, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the commit and before the delete: the file is still on the server, the next run
+    (a fresh poller, nothing remembered) downloads it again, the store records a duplicate that is never
+    processed, and the file is deleted. Breaks if the file is deleted before the commit, or the resent copy is
+    processed a second time."""
+    sent = payloads(1)
+    put(remote, {"a.edi": sent[0]})
+    gw = make_gateway(tmp_path, database_url, channel(sshd, remote))
+    first = SftpPoller(CHANNEL, gw.config.channels[CHANNEL], gw)  # type: ignore[arg-type]
+
+    class Crash(BaseException):
+        pass
+
+    def crash(*args: Any) -> None:
+        raise Crash
+
+    monkeypatch.setattr(first, "remove", crash)
+    conn = first.connect()
+    try:
+        with pytest.raises(Crash):
+            first.take(conn.client(0), first.listing(conn.client(0))[0])
+    finally:
+        conn.close()
+    assert (remote / "a.edi").exists()
+    gw.process_received()
+
+    second = SftpPoller(CHANNEL, gw.config.channels[CHANNEL], gw)  # type: ignore[arg-type]
+    conn = second.connect()
+    try:
+        assert second.poll_once(conn) == 1
+    finally:
+        conn.close()
+    gw.process_received()
+    assert list(remote.iterdir()) == []
+    original, again = stored(gw)
+    assert (original.status, again.status, again.duplicate_of_id) == ("done", "duplicate", original.id)
+    gw.close()
+    assert_stored_once(database_url, CHANNEL, sent)
