@@ -82,6 +82,7 @@ class _Connection:
         self.transport = transport
         self.timeout = timeout
         self.clients: list[paramiko.SFTPClient | None] = [first] + [None] * (size - 1)
+        self.limit = size  # lowered when the server refuses more channels (OpenSSH: MaxSessions)
 
     @property
     def active(self) -> bool:
@@ -334,8 +335,15 @@ class SftpPoller:
                 except Exception as exc:  # e.g. the server's MaxSessions: the other workers go on
                     with lock:
                         queue.appendleft(remote)
+                        if i:
+                            conn.limit = min(conn.limit, i)  # not tried again on this connection
                     if i:
-                        log.warning("sftp channel not opened", channel=self.name, worker=i, error=str(exc))
+                        log.warning(
+                            "sftp channel not opened; fewer downloads at once",
+                            channel=self.name,
+                            worker=i,
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
                         return
                     raise
                 try:
@@ -351,7 +359,7 @@ class SftpPoller:
                         error=f"{type(exc).__name__}: {exc}",
                     )
 
-        workers = min(self.config.concurrency, len(files))
+        workers = min(conn.limit, len(files))
         threads = [
             threading.Thread(target=worker, args=(i,), name=f"sftp:{self.name}:{i}", daemon=True)
             for i in range(1, workers)

@@ -67,6 +67,7 @@ class Sshd:
     client_key: Path  # root's key (no passphrase); .pub is in authorized_keys
     user: str = "root"
     host: str = HOST
+    max_sessions: int = 64  # channels per connection (OpenSSH's MaxSessions); change, then stop() and start()
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -109,7 +110,7 @@ class Sshd:
                     "StrictModes no",
                     "DisableForwarding yes",
                     "PermitTTY no",
-                    "MaxSessions 64",
+                    f"MaxSessions {self.max_sessions}",
                     "MaxStartups 64",
                     "LoginGraceTime 30",
                     "LogLevel VERBOSE",

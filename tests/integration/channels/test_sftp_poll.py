@@ -453,3 +453,28 @@ def test_a_file_stored_before_a_crash_comes_again_as_a_duplicate(
     assert (original.status, again.status, again.duplicate_of_id) == ("done", "duplicate", original.id)
     gw.close()
     assert_stored_once(database_url, CHANNEL, sent)
+
+
+def test_fewer_channels_than_concurrency_still_takes_everything(
+    sshd: Sshd, remote: Path, tmp_path: Path, database_url: str
+) -> None:
+    """A server that allows fewer channels per connection than ``concurrency`` (OpenSSH MaxSessions 2, asked
+    for 5): the refused workers step aside, their files go to the others, and the connection remembers the
+    limit. Breaks if a refused channel loses its file or fails the whole poll."""
+    sshd.stop()
+    sshd.max_sessions = 2
+    sshd.start()
+    sent = payloads(12)
+    put(remote, {f"f{i:02d}.edi": raw for i, raw in enumerate(sent)})
+    gw = make_gateway(tmp_path, database_url, channel(sshd, remote, concurrency=5))
+    poller = SftpPoller(CHANNEL, gw.config.channels[CHANNEL], gw)  # type: ignore[arg-type]
+    conn = poller.connect()
+    try:
+        assert poller.poll_once(conn) == 12
+        assert conn.limit == 2
+    finally:
+        conn.close()
+    assert list(remote.iterdir()) == []
+    gw.process_received()
+    gw.close()
+    assert_stored_once(database_url, CHANNEL, sent)
