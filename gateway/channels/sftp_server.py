@@ -62,6 +62,7 @@ log = structlog.get_logger("gateway.channel.sftp_server")
 TEMP_PREFIX = ".gateway-upload-"
 LOGIN_GRACE = 30.0  # seconds a connection has to log in
 MAX_CONNECTIONS = 64  # connections at once; more are closed at once
+MAX_OPEN_FILES = 32  # files one SFTP session may hold open at once
 ACCEPT_TICK = 0.5
 STORED_REMEMBERED = (
     1000  # stored paths per session that stat still reports  # how often the accept loop looks at the stop event
@@ -384,6 +385,7 @@ class PartnerFolder(paramiko.SFTPServerInterface):
         self.partner = str(server.transport.get_username())  # the name that logged in, not one merely tried
         self.home = Path(os.path.realpath(self.channel.config.root / self.partner))
         self.ended = False
+        self.files = 0  # open file handles
         # path → attributes of the files stored in this session, which stat reports after their local file is
         # gone: a client that confirms an upload with a stat (paramiko's put) sees it only once it is committed
         self.stored: OrderedDict[str, paramiko.SFTPAttributes] = OrderedDict()
@@ -445,6 +447,9 @@ class PartnerFolder(paramiko.SFTPServerInterface):
         local = self.local(path, home_ok=False)
         if isinstance(local, int):
             return local
+        if self.files >= MAX_OPEN_FILES:
+            log.warning("sftp session has too many open files", channel=self.channel.name, partner=self.partner)
+            return SFTP_FAILURE
         try:
             if flags & (os.O_WRONLY | os.O_RDWR):
                 if flags & os.O_APPEND:
@@ -458,7 +463,7 @@ class PartnerFolder(paramiko.SFTPServerInterface):
                 return Upload(self, virtual, local.name)
             if not local.is_file():
                 return SFTP_NO_SUCH_FILE if not local.exists() else SFTP_FAILURE
-            return Download(os.open(local, os.O_RDONLY))
+            return Download(self, os.open(local, os.O_RDONLY))
         except OSError as exc:
             return sftp_errno(exc)
 
@@ -545,9 +550,13 @@ class PartnerFolder(paramiko.SFTPServerInterface):
 
 
 class Download(paramiko.SFTPHandle):
-    def __init__(self, fd: int) -> None:
+    """A file in the partner's folder, opened for reading."""
+
+    def __init__(self, folder: PartnerFolder, fd: int) -> None:
         super().__init__(os.O_RDONLY)
+        self.folder = folder
         self.fd = fd
+        folder.files += 1
 
     def read(self, offset: int, length: int) -> bytes | int:
         try:
@@ -568,6 +577,7 @@ class Download(paramiko.SFTPHandle):
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+            self.folder.files -= 1
 
 
 class Upload(paramiko.SFTPHandle):
@@ -580,6 +590,7 @@ class Upload(paramiko.SFTPHandle):
         self.filename = filename
         self.temp = folder.home / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         self.fd = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        folder.files += 1
         self.size = 0
         self.too_large = False
         self.finished = False
@@ -673,4 +684,5 @@ class Upload(paramiko.SFTPHandle):
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 log.warning("sftp temporary file not removed", file=str(self.temp), error=str(exc))
+        self.folder.files -= 1
         self.folder.channel.upload_ended()

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway import config as config_mod
 from gateway.app import Gateway
-from gateway.channels.sftp_server import TEMP_PREFIX, SftpServer
+from gateway.channels.sftp_server import MAX_OPEN_FILES, TEMP_PREFIX, SftpServer
 from gateway.model import Message
 from tests.acceptance.crashkit import wait_for
 from tests.conftest import write_config
@@ -446,3 +446,22 @@ def test_the_host_key_is_generated_once_and_reused(start: Start, keys: dict[str,
     known = second.known_hosts(tmp_path / "known_hosts")
     assert pinned.get_base64() in known.read_text()
     assert second.connect("ONE", keys["ONE"]).listdir("/") == []
+
+
+def test_a_session_holds_a_bounded_number_of_files_open(
+    start: Start, keys: dict[str, ClientKey], coparn: bytes
+) -> None:
+    """One session cannot hold more than MAX_OPEN_FILES files open (each is a file descriptor and a temporary
+    file); closing one frees its place. Breaks if a partner can exhaust the gateway's file descriptors."""
+    running = start()
+    sftp = running.connect("ONE", keys["ONE"])
+    handles = [sftp.open(f"/f{i}.edi", "wb") for i in range(MAX_OPEN_FILES)]
+    with pytest.raises(OSError):
+        sftp.open("/one-too-many.edi", "wb")
+    handles[0].write(coparn)
+    handles[0].close()
+    sftp.putfo(io.BytesIO(coparn.replace(b"+20261124001'", b"+20261124003'")), "/next.edi")
+    assert [m.filename for m in running.stored()] == ["f0.edi", "next.edi"]
+    for handle in handles[1:]:
+        handle.close()  # empty uploads: nothing to store
+    assert running.stored()[-1].filename == "next.edi" and running.refused("empty") == MAX_OPEN_FILES - 1
