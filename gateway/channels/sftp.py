@@ -61,6 +61,10 @@ class LoginFailed(Exception):
     """Authentication could not even be tried (missing password variable) or the server refused it."""
 
 
+class ListingFailed(Exception):
+    """The remote folder could not be listed (missing, no permission, or the connection failed)."""
+
+
 class ConnectionLost(Exception):
     """The transport closed under a poll."""
 
@@ -127,6 +131,7 @@ class SftpPoller:
         self._seen: dict[str, tuple[int, int, float]] = {}  # remote path → size, mtime, since when unchanged
         self._stored: dict[str, tuple[int, int, int]] = {}  # stored, not yet removed: path → size, mtime, message id
         self._too_large: set[tuple[str, int, int]] = set()  # refused (path, size, mtime): not pending, logged once
+        self._looked = threading.Event()  # a listing was made, or the server could not be reached
 
     # the loop ----------------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -154,6 +159,7 @@ class SftpPoller:
                 )
             finally:
                 self._up(False)
+                self._looked.set()  # run --until-idle does not wait for a server it cannot reach
                 if conn is not None:
                     conn.close()
             if not stop.is_set():
@@ -162,8 +168,9 @@ class SftpPoller:
                 stop.wait(delay)
 
     def pending(self) -> int:
-        """Matching files seen on the server and not yet taken (refused oversize files do not count)."""
-        return len(self._seen)
+        """Matching files seen on the server and not yet taken (refused oversize files do not count); 1 until
+        the first listing or failed connect, so ``run --until-idle`` does not stop before it looked."""
+        return len(self._seen) if self._looked.is_set() else 1
 
     def _up(self, up: bool) -> None:
         self.gateway.metrics.up.labels(self.name).set(1 if up else 0)
@@ -281,6 +288,7 @@ class SftpPoller:
     def poll_once(self, conn: _Connection, stop: threading.Event | None = None) -> int:
         """List, take every settled file (``concurrency`` at once); returns how many were taken."""
         settled = self.settled(self.listing(conn.client(0)), time.monotonic())
+        self._looked.set()
         taken = self._take_all(conn, settled, stop or threading.Event()) if settled else 0
         if not conn.active:
             raise ConnectionLost("the SSH connection closed")
@@ -290,7 +298,11 @@ class SftpPoller:
         """Regular files in ``path`` whose names match ``pattern``, dot files left out, in name order."""
         cfg = self.config
         found = []
-        for attrs in sftp.listdir_attr(cfg.path):
+        try:
+            entries = sftp.listdir_attr(cfg.path)
+        except OSError as exc:
+            raise ListingFailed(f"cannot list the remote folder {cfg.path!r}: {exc}") from exc
+        for attrs in entries:
             name = attrs.filename
             if name.startswith(".") or not fnmatch.fnmatchcase(name, cfg.pattern):
                 continue

@@ -478,3 +478,31 @@ def test_fewer_channels_than_concurrency_still_takes_everything(
     gw.process_received()
     gw.close()
     assert_stored_once(database_url, CHANNEL, sent)
+
+
+def test_run_until_idle_takes_everything_then_stops(
+    sshd: Sshd, remote: Path, tmp_path: Path, database_url: str
+) -> None:
+    """``gateway run --until-idle`` with an sftp channel waits for files still settling, takes them all and
+    stops. Breaks if pending() never reaches 0 (the run never ends) or the run stops with files left on the
+    server. (pending() also says 1 until the first listing or failed connect; on
+    loopback the first listing is too quick for this test to tell.)"""
+    import subprocess
+    import sys
+
+    sent = payloads(5)
+    put(remote, {f"f{i}.edi": raw for i, raw in enumerate(sent)})
+    config = write_config(
+        tmp_path, database_url, channels={CHANNEL: channel(sshd, remote, settle="500ms", poll="200ms")}, routes={}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_DATABASE_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "run", "--until-idle", "--no-http"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(remote.iterdir()) == []
+    assert_stored_once(database_url, CHANNEL, sent)
