@@ -100,15 +100,21 @@ class AmqpConsumer:
             try:
                 self._session(stop)
             except Exception as exc:  # whatever the broker or network did, run on
+                self._up.set(0)
                 with self._lock:
                     if self._ready is None:
                         self._ready = 0  # unreachable: nothing known to wait
                     self._held = 0
-                log.warning("amqp connection lost", channel=self.name, error=_describe(exc))
-            finally:
-                self._up.set(0)
-            if not stop.is_set():
-                stop.wait(self._reconnect.next())
+                if not stop.is_set():
+                    delay = self._reconnect.next()
+                    log.warning(
+                        "amqp session ended; reconnecting",
+                        channel=self.name,
+                        error=_describe(exc),
+                        retry_in=round(delay, 1),
+                    )
+                    stop.wait(delay)
+        self._up.set(0)
         log.info("amqp consumer stopped", channel=self.name)
 
     def pending(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,3 +274,40 @@ def test_run_until_idle_takes_what_waits_in_the_queue_and_stops_cleanly(
         assert amqp_queue.count() == 0
     finally:
         gateway.close()
+
+
+def test_heartbeats_are_answered_while_waiting_and_while_paused(
+    start: Any, amqp_queue: TestQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Breaks if the consumer blocks without serving its connection (a plain sleep while paused after a store
+    failure, or a blocking wait for deliveries): with a 1 s heartbeat RabbitMQ would close the connection within
+    a few seconds and the consumer would have to connect again."""
+    sessions: list[int] = []
+    session = AmqpConsumer._session
+
+    def counted(self: AmqpConsumer, stop: threading.Event) -> None:
+        sessions.append(1)
+        session(self, stop)
+
+    monkeypatch.setattr(AmqpConsumer, "_session", counted)
+    run = start(heartbeat=1, max_backoff="2s")
+    time.sleep(4)  # idle: only heartbeats on the wire
+    real = run.gateway.receive
+    down: list[int] = []
+
+    def fails_while_down(raw: bytes, **kwargs: Any) -> Any:
+        if len(down) < 3:
+            raise OperationalError("INSERT", {}, Exception("database is down"))
+        return real(raw, **kwargs)
+
+    def database_answers() -> bool:  # the database comes back at the third look, some 5 s later
+        down.append(1)
+        return len(down) >= 3
+
+    monkeypatch.setattr(run.gateway, "receive", fails_while_down)
+    monkeypatch.setattr(run.consumer, "_database_answers", database_answers)
+    [payload] = payloads(1)
+    amqp_queue.publish([payload])
+    wait_for(lambda: len(stored(run.gateway)) == 1, 30)
+    assert len(down) == 3
+    assert sessions == [1], "the connection was lost and made again"
