@@ -97,6 +97,27 @@ def test_cusres_d00b_error_group_comes_before_the_duty_group() -> None:
     assert _codes(message) == [("15", 10, "ERP")]
 
 
+CUSRES_DOCUMENT = ["CUSRES:D:00B:UN", "BGM+962+RS0001+9", "DOC+830+DEC0001"]
+
+
+def test_cusres_d00b_duty_lines_of_a_customs_status_repeat_up_to_999999() -> None:
+    """The duty group SG12 (TAX-MOA-GIS-MEA-RFF) under a customs status line repeats up to 999999 times, as the
+    BizTalk D.00B schema has it; the earlier table (99999, from a source that cuts six-digit repeats to five)
+    refused a response with 100,000 duty lines under one CST with EDI-35 at the last of them."""
+    message = [*CUSRES_DOCUMENT, "CST+1+0302:122", *["TAX+5+CUD"] * 100_000]
+    assert _codes(message) == []
+
+
+def test_cusres_d00b_duty_lines_straight_under_the_document_stay_at_99() -> None:
+    """The six-digit bound belongs to SG12 only: duty lines right under DOC are the document's duty group SG10,
+    which repeats 99 times, so the 100th of them is refused with EDI-35. Had the larger bound gone to SG10 (or to
+    the top-level SG5) such a response would pass."""
+    message = [*CUSRES_DOCUMENT, *["TAX+5+CUD"] * 99, "CST+1+0302:122"]
+    assert _codes(message) == []
+    message = [*CUSRES_DOCUMENT, *["TAX+5+CUD"] * 100, "CST+1+0302:122"]
+    assert _codes(message) == [("35", 103, "TAX")]
+
+
 IFTMIN_INSTRUCTION = [
     "IFTMIN:D:00B:UN",
     "BGM+340+SI0001+9",
