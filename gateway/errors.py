@@ -48,6 +48,15 @@ CODES: dict[str, str] = {
     "PER-2": "the message refers to a deal the store does not know (yet)",
     "OUT-1": "the outbound payload could not be rendered",
     "OUT-2": "the sink refused or failed to take the payload",
+    "OUT-10": "a NACCS item value is longer than its byte length in the message encoding",
+    "OUT-11": "a NACCS item value holds a character the message encoding cannot encode",
+    "OUT-12": "a NACCS item value has the wrong type of character for its item (an, n or j)",
+    "OUT-13": "a mandatory NACCS item has no value",
+    "OUT-14": "the NACCS message is longer than 700,000 bytes",
+    "OUT-15": "the values do not fit the NACCS layout: an unknown item or more occurrences than it repeats",
+    "OUT-16": "a NACCS input common header field is invalid (too long, not half-width, unsupported encoding)",
+    "OUT-20": "a NACCS output message cannot be read (header, length, encoding or result codes)",
+    "OUT-21": "the parts of a split NACCS output message do not fit together",
     "INT-1": "internal error: a bug in the gateway; the raw input is kept for reprocessing",
 }
 
