@@ -35,7 +35,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # a server that does not answer fails the connect in 10 s instead of hanging a channel (AMQP heartbeats)
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10}, **kwargs)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
