@@ -243,6 +243,8 @@ class RouteConfig(Section):
     to: FolderSink
     retry: RetryPolicy = RetryPolicy()
     enabled: bool = True
+    # send deliveries with the same container (or deal) in creation order: a later one waits for the earlier
+    order_by: Literal["container", "deal"] | None = None
 
 
 class GatewayConfig(Section):

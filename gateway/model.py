@@ -401,7 +401,12 @@ class Delivery(Base):
     """An outbound send caused by an event, written in the same transaction as that event (the outbox)."""
 
     __tablename__ = "delivery"
-    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+        # ordering per key (RouteConfig.order_by): "is an earlier delivery of this route and key still open?"
+        Index("ix_delivery_route_container", "route", "container_id", "id"),
+        Index("ix_delivery_route_deal", "route", "deal_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     route: Mapped[str] = mapped_column(String(64))
@@ -415,6 +420,7 @@ class Delivery(Base):
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))  # the rendered payload
     last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    replay_of_id: Mapped[int | None] = mapped_column(ForeignKey("delivery.id"))  # the dead delivery replayed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

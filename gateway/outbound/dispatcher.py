@@ -44,11 +44,14 @@ class Dispatcher:
         # a disabled route keeps its queued deliveries waiting; they go when it is enabled again. A route removed
         # from routes.yaml is claimed like any other, and its deliveries die with OUT-1.
         self.disabled_routes = [name for name, r in routes.items() if not r.enabled]
+        self.ordered = {name: r.order_by for name, r in routes.items() if r.order_by is not None}
 
     def run_once(self, limit: int = 100) -> int:
         """Deliver what is due now; returns how many deliveries were attempted."""
         with self.sessions.begin() as s:
-            claims = outbox.claim_due(s, limit=limit, lease=self.lease, exclude_routes=self.disabled_routes)
+            claims = outbox.claim_due(
+                s, limit=limit, lease=self.lease, exclude_routes=self.disabled_routes, ordered=self.ordered
+            )
         for delivery_id, token in claims:
             self.deliver(delivery_id, token)
         return len(claims)

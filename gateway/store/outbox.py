@@ -3,6 +3,10 @@
 Claims use ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite serialises writers instead), and a lease:
 a claimed delivery is ``sending`` until ``locked_until``; if its dispatcher dies, the lease runs out and another
 dispatcher takes it again with the same idempotency key, so the peer can tell a resend from a new send.
+
+A route with ``order_by`` (container or deal) sends the deliveries of one key in creation order: a delivery is
+not claimed while an earlier one of the same route and key is still open (pending, retrying or sending). A dead
+delivery no longer holds the later ones up; its replay is a new delivery and takes its place at the end.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, false, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from gateway.config import RouteConfig
 from gateway.model import Delivery, DeliveryAttempt, DeliveryStatus, Event, utcnow
@@ -84,14 +88,18 @@ def claim_due(
     lease: timedelta,
     now: datetime | None = None,
     exclude_routes: Sequence[str] = (),
+    ordered: Mapping[str, str] | None = None,
 ) -> list[tuple[int, datetime]]:
     """Take up to ``limit`` due deliveries (pending and due, or sending with an expired lease).
+
+    ``ordered`` maps route names to their ``order_by`` (``container`` or ``deal``): of those routes, a delivery
+    waits while an earlier delivery of the same route and key is open.
 
     Returns (id, token) pairs: the token is the new ``locked_until``, which the claimant checks before it sends
     or settles, so a dispatcher whose lease ran out cannot settle what another one has taken over.
     """
     now = now or utcnow()
-    due = due_filter(now, exclude_routes)
+    due = due_filter(now, exclude_routes) & ~held_back(ordered or {})
     rows = list(
         session.scalars(
             select(Delivery)
@@ -118,6 +126,76 @@ def due_filter(now: datetime, exclude_routes: Sequence[str] = ()) -> ColumnEleme
     if exclude_routes:
         due = due & Delivery.route.not_in(exclude_routes)
     return due
+
+
+OPEN = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value)
+
+
+def held_back(ordered: Mapping[str, str]) -> ColumnElement[bool]:
+    """True for a delivery of an ordered route while an earlier one of the same route and key is still open.
+
+    "Earlier" is a lower id (ids follow creation). A delivery without the key (no container, no deal) is never
+    held back. Indexed by ``ix_delivery_route_container`` and ``ix_delivery_route_deal``.
+    """
+    clauses: list[ColumnElement[bool]] = []
+    for kind in ("container", "deal"):
+        routes = sorted(name for name, by in ordered.items() if by == kind)
+        if not routes:
+            continue
+        earlier = aliased(Delivery)
+        key, earlier_key = (
+            (Delivery.container_id, earlier.container_id)
+            if kind == "container"
+            else (Delivery.deal_id, earlier.deal_id)
+        )
+        blocker = exists().where(
+            earlier.route == Delivery.route,
+            earlier_key == key,
+            earlier.id < Delivery.id,
+            earlier.status.in_(OPEN),
+        )
+        clauses.append(Delivery.route.in_(routes) & key.is_not(None) & blocker)
+    return or_(*clauses) if clauses else false()
+
+
+class ReplayError(ValueError):
+    """The delivery cannot be replayed (not dead, or a replay of it is still open or done)."""
+
+
+def replay(session: Session, delivery_id: int, *, now: datetime | None = None) -> Delivery:
+    """Queue a dead delivery again as a new ``pending`` delivery linked to it (``replay_of_id``).
+
+    The replay sends the original's rendered message (the same bytes; rendered anew only when the original died
+    before rendering, e.g. OUT-1 after a route fix) under a **new** idempotency key: a replay is the operator's
+    decision to send again, and a peer that remembers keys would otherwise answer with the refusal it stored
+    for the original. The original stays ``dead`` with its attempts. A delivery whose replay is pending, sending
+    or done is not replayed again (that would send twice); replay the dead replay instead, or this one once
+    every replay of it is dead.
+    """
+    original = session.get(Delivery, delivery_id, with_for_update=True)
+    if original is None:
+        raise LookupError(f"no delivery {delivery_id}")
+    if original.status != DeliveryStatus.DEAD.value:
+        raise ReplayError(f"delivery {delivery_id} is {original.status}; only a dead delivery can be replayed")
+    live = session.scalar(
+        select(Delivery.id).where(Delivery.replay_of_id == original.id, Delivery.status != DeliveryStatus.DEAD.value)
+    )
+    if live is not None:
+        raise ReplayError(f"delivery {delivery_id} was already replayed as delivery {live}")
+    replayed = Delivery(
+        route=original.route,
+        event_id=original.event_id,
+        deal_id=original.deal_id,
+        container_id=original.container_id,
+        status=DeliveryStatus.PENDING.value,
+        idempotency_key=uuid.uuid4().hex,
+        message_id=original.message_id,
+        replay_of_id=original.id,
+        next_attempt_at=now or utcnow(),
+    )
+    session.add(replayed)
+    session.flush()
+    return replayed
 
 
 def settle(
@@ -151,3 +229,58 @@ def settle(
         delivery.next_attempt_at = next_attempt_at
     else:
         delivery.status = DeliveryStatus.DEAD.value
+
+
+def list_deliveries(
+    session: Session,
+    *,
+    status: str | None = None,
+    route: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[Delivery]:
+    """Newest first; ``before_id`` pages by id."""
+    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    if route is not None:
+        query = query.where(Delivery.route == route)
+    if before_id is not None:
+        query = query.where(Delivery.id < before_id)
+    return list(session.scalars(query))
+
+
+def summary(session: Session, delivery: Delivery, *, attempts: bool = False) -> dict[str, Any]:
+    """A delivery as the CLI shows it; with ``attempts``, every attempt and the replays made of it."""
+    row: dict[str, Any] = {
+        "id": delivery.id,
+        "route": delivery.route,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == "pending" else None,
+        "locked_until": delivery.locked_until.isoformat() if delivery.locked_until else None,
+        "event_id": delivery.event_id,
+        "deal_id": delivery.deal_id,
+        "container_id": delivery.container_id,
+        "message_id": delivery.message_id,  # the rendered outbound message (`gateway messages show ID`)
+        "idempotency_key": delivery.idempotency_key,
+        "replay_of": delivery.replay_of_id,
+        "last_error": delivery.last_error,
+        "created_at": delivery.created_at.isoformat(),
+        "updated_at": delivery.updated_at.isoformat(),
+    }
+    if attempts:
+        row["attempt_log"] = [
+            {
+                "number": a.number,
+                "outcome": a.outcome,
+                "error": a.error,
+                "started_at": a.started_at.isoformat(),
+                "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+            }
+            for a in delivery.attempt_log
+        ]
+        row["replays"] = list(
+            session.scalars(select(Delivery.id).where(Delivery.replay_of_id == delivery.id).order_by(Delivery.id))
+        )
+    return row
