@@ -271,6 +271,95 @@ def messages_reprocess(obj: Context, message_ids: tuple[int, ...], as_json: bool
 
 
 @main.group()
+def deliveries() -> None:
+    """Inspect outbound deliveries and replay dead ones."""
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(["pending", "sending", "done", "dead"]), default=None)
+@click.option("--route", default=None, help="only this route")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--before", type=int, default=None, help="page: ids below this one")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def deliveries_list(
+    obj: Context, status: str | None, route: str | None, limit: int, before: int | None, as_json: bool
+) -> None:
+    """Newest deliveries first."""
+    from gateway.store import outbox
+
+    gw = obj.gateway(migrate=False)
+    try:
+        with gw.sessions() as s:
+            found = outbox.list_deliveries(s, status=status, route=route, limit=limit, before_id=before)
+            rows = [outbox.summary(s, d) for d in found]
+    finally:
+        gw.close()
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            err = row["last_error"]["code"] if row["last_error"] else ""
+            replay = f"replay of {row['replay_of']}" if row["replay_of"] else ""
+            click.echo(
+                f"{row['id']:>8} {row['status']:7} {row['route']:20} attempts {row['attempts']:<3} "
+                f"message {row['message_id'] or '-':<8} {err} {replay}".rstrip()
+            )
+
+
+@deliveries.command("show")
+@click.argument("delivery_id", type=int)
+@click.pass_obj
+def deliveries_show(obj: Context, delivery_id: int) -> None:
+    """One delivery as JSON: status, every attempt (outcome, error, times), its rendered message, its replays."""
+    from gateway.model import Delivery
+    from gateway.store import outbox
+
+    gw = obj.gateway(migrate=False)
+    try:
+        with gw.sessions() as s:
+            delivery = s.get(Delivery, delivery_id)
+            if delivery is None:
+                click.echo(f"no delivery {delivery_id}", err=True)
+                sys.exit(EXIT_REJECTED)
+            click.echo(json.dumps(outbox.summary(s, delivery, attempts=True), ensure_ascii=False, indent=2))
+    finally:
+        gw.close()
+
+
+@deliveries.command("replay")
+@click.argument("delivery_ids", nargs=-1, required=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-dispatch", is_flag=True, help="queue the replays but do not send them now")
+@click.pass_obj
+def deliveries_replay(obj: Context, delivery_ids: tuple[int, ...], as_json: bool, no_dispatch: bool) -> None:
+    """Queue dead deliveries again (same rendered bytes, new idempotency key), then send what is due."""
+    from gateway.store import outbox
+
+    gw = obj.gateway()
+    failed = False
+    try:
+        for delivery_id in delivery_ids:
+            try:
+                with gw.sessions.begin() as s:
+                    replayed = outbox.replay(s, delivery_id)
+                    new_id = replayed.id
+            except (LookupError, ValueError) as exc:
+                click.echo(str(exc), err=True)
+                failed = True
+                continue
+            if as_json:
+                click.echo(json.dumps({"replayed": delivery_id, "delivery_id": new_id}))
+            else:
+                click.echo(f"delivery {delivery_id} replayed as delivery {new_id}")
+        if not no_dispatch:
+            gw.dispatcher.drain()
+    finally:
+        gw.close()
+    sys.exit(EXIT_REJECTED if failed else 0)
+
+
+@main.group()
 def mappings() -> None:
     """Mapping files: run their examples, or apply one to an input."""
 
