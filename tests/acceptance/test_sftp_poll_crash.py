@@ -51,21 +51,7 @@ def test_sigkill_while_polling_loses_nothing_and_processes_nothing_twice(
         tmp_path,
         database_url,
         channels={
-            CHANNEL: {
-                "type": "sftp",
-                "host": sshd.host,
-                "port": sshd.port,
-                "username": sshd.user,
-                "key_file": str(sshd.client_key),
-                "host_key_sha256": [sshd.host_fingerprint],
-                "path": str(remote),
-                "pattern": "*.edi",
-                "poll": "100ms",
-                "settle": "200ms",
-                "concurrency": CONCURRENCY,
-                "timeout": "10s",
-                "max_backoff": "1s",
-            }
+            CHANNEL: sshd.channel(remote, settle="200ms", concurrency=CONCURRENCY, timeout="10s"),
         },
         routes={},
     )

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,24 @@ class Sshd:
     @property
     def host_fingerprint(self) -> str:
         return fingerprint(self.host_key.with_suffix(".pub"))
+
+    def channel(self, remote: Path, **overrides: Any) -> dict[str, Any]:
+        """An ``sftp`` channel of routes.yaml on this server: its key pinned by fingerprint, fast polls."""
+        return {
+            "type": "sftp",
+            "host": self.host,
+            "port": self.port,
+            "username": self.user,
+            "key_file": str(self.client_key),
+            "host_key_sha256": [self.host_fingerprint],
+            "path": str(remote),
+            "pattern": "*.edi",
+            "poll": "100ms",
+            "settle": 0,
+            "timeout": "5s",
+            "max_backoff": "1s",
+            **overrides,
+        }
 
     def known_hosts(self, path: Path, key_line: str | None = None) -> Path:
         """A known_hosts file pinning ``key_line`` (default: this server's key) for ``[127.0.0.1]:port``."""

@@ -31,22 +31,7 @@ CHANNEL = "carrier-sftp"
 
 
 def channel(sshd: Sshd, remote: Path, **overrides: Any) -> dict[str, Any]:
-    """An sftp channel on ``sshd``: root with its key, the server's key pinned by fingerprint, fast polls."""
-    return {
-        "type": "sftp",
-        "host": sshd.host,
-        "port": sshd.port,
-        "username": sshd.user,
-        "key_file": str(sshd.client_key),
-        "host_key_sha256": [sshd.host_fingerprint],
-        "path": str(remote),
-        "pattern": "*.edi",
-        "poll": "100ms",
-        "settle": 0,
-        "timeout": "5s",
-        "max_backoff": "1s",
-        **overrides,
-    }
+    return sshd.channel(remote, **overrides)
 
 
 def make_gateway(tmp_path: Path, database_url: str, cfg: dict[str, Any]) -> Gateway:
