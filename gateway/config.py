@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from gateway.errors import ConfigError
 from gateway.events import EVENT_KINDS
@@ -223,8 +223,95 @@ class RetryPolicy(Section):
 
 
 class FolderSink(Section):
+    """Write each payload into a local folder (temporary name, fsync, rename)."""
+
     type: Literal["folder"]
     path: Path
+
+
+class HttpSink(Section):
+    """POST (or ``method``) each payload to ``url`` with an ``Idempotency-Key`` header; TLS is always verified."""
+
+    type: Literal["http"]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    content_type: str = "application/json"
+    connect_timeout: Duration = 10.0
+    read_timeout: Duration = 30.0
+    ca_file: Path | None = None  # PEM bundle of a private CA, used instead of the system's; never a way to turn it off
+    headers: dict[str, str] = {}  # fixed headers (no secrets: they are in routes.yaml)
+    headers_env: dict[str, str] = {}  # header name → environment variable holding its value (e.g. a token)
+
+
+class SftpSink(Section):
+    """Upload each payload to a remote folder: ``.<key>.tmp`` first, then renamed; the server's key is pinned."""
+
+    type: Literal["sftp"]
+    host: str
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str
+    password_env: str | None = None
+    key_file: Path | None = None
+    key_passphrase_env: str | None = None
+    known_hosts: Path | None = None
+    host_key_sha256: list[Annotated[str, Field(pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")]] = []
+    path: str = "."  # remote folder
+    timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _pinned_and_login(self) -> SftpSink:
+        if not self.known_hosts and not self.host_key_sha256:
+            raise ValueError("the server's key must be pinned: give known_hosts or host_key_sha256")
+        if self.password_env is None and self.key_file is None:
+            raise ValueError("give password_env or key_file to log in")
+        return self
+
+
+class AmqpSink(Section):
+    """Publish each payload to RabbitMQ: persistent, mandatory, with publisher confirms."""
+
+    type: Literal["amqp"]
+    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"  # amqps:// verifies the server's certificate
+    url_env: str | None = None  # take the URL (with its password) from this environment variable instead
+    exchange: str = ""  # "" is the default exchange: routing_key is then the queue name
+    routing_key: str
+    content_type: str = "application/json"
+    headers: dict[str, str] = {}  # AMQP message headers
+    heartbeat: int = Field(default=30, ge=0)
+    timeout: Duration = 30.0  # connect and socket timeout
+
+    @model_validator(mode="after")
+    def _no_password_inline(self) -> AmqpSink:
+        user_pass = self.url.split("://", 1)[-1].split("@", 1)[0] if "@" in self.url else ""
+        if self.url_env is None and ":" in user_pass and user_pass != "guest:guest":
+            raise ValueError("keep the password out of routes.yaml: use url_env")
+        return self
+
+
+class SmtpSink(Section):
+    """Mail each payload as the body of a text/plain message (the NACCS two-way mail transport)."""
+
+    type: Literal["smtp"]
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "starttls"  # ssl: SMTPS (implicit TLS, usually port 465)
+    ca_file: Path | None = None  # PEM bundle of a private CA; certificates are always verified
+    username: str | None = None
+    password_env: str | None = None  # the environment variable holding the password
+    mail_from: str
+    mail_to: Annotated[list[str], Field(min_length=1)]
+    subject: str = ""
+    charset: str = "EUC-JP"
+    timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> SmtpSink:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("give both username and password_env, or neither")
+        return self
+
+
+Sink = Annotated[FolderSink | HttpSink | SftpSink | AmqpSink | SmtpSink, Field(discriminator="type")]
 
 
 class RouteWhen(Section):
@@ -240,7 +327,7 @@ class RouteConfig(Section):
     on: str  # an event kind, see gateway/events.py
     when: RouteWhen = RouteWhen()
     render: Literal["conpas", "contrl", "aperak"]
-    to: FolderSink
+    to: Sink
     retry: RetryPolicy = RetryPolicy()
     enabled: bool = True
     # send deliveries with the same container (or deal) in creation order: a later one waits for the earlier
@@ -284,10 +371,7 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
             db = db.model_copy(update={"url": f"sqlite:///{abs_(Path(rel))}"})
     channels = {name: _resolve_channel(ch, abs_) for name, ch in config.channels.items()}
     mappings = [rule.model_copy(update={"use": abs_(rule.use)}) for rule in config.mappings]
-    routes = {
-        name: r.model_copy(update={"to": r.to.model_copy(update={"path": abs_(r.to.path)})})
-        for name, r in config.routes.items()
-    }
+    routes = {name: r.model_copy(update={"to": _resolve_channel(r.to, abs_)}) for name, r in config.routes.items()}
     schemas = [x.model_copy(update={"xsd": abs_(x.xsd)}) for x in config.xml.schemas]
     xml = config.xml.model_copy(update={"schemas": schemas})
     return config.model_copy(

@@ -34,7 +34,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import paramiko
 import structlog
@@ -179,22 +180,8 @@ class SftpPoller:
     def connect(self) -> _Connection:
         """A transport whose server key is pinned, logged in, with one SFTP channel."""
         cfg = self.config
-        sock = socket.create_connection((cfg.host, cfg.port), timeout=cfg.timeout)
+        transport = open_transport(cfg, f"channel {self.name}")
         try:
-            transport = paramiko.Transport(sock)
-        except Exception:
-            sock.close()
-            raise
-        try:
-            transport.banner_timeout = cfg.timeout
-            transport.handshake_timeout = cfg.timeout
-            transport.auth_timeout = cfg.timeout
-            known = self._known_keys()
-            if known:
-                self._prefer(transport, [k.get_name() for k in known])
-            transport.start_client(timeout=cfg.timeout)
-            self.check_host_key(transport.get_remote_server_key(), known)
-            self._login(transport)
             conn = _Connection(transport, _open_sftp(transport, cfg.timeout), cfg.concurrency, cfg.timeout)
         except BaseException:
             transport.close()
@@ -203,76 +190,9 @@ class SftpPoller:
             self._ensure_folder(conn.client(0), cfg.move_to)
         return conn
 
-    def _known_name(self) -> str:
-        """The host as known_hosts names it: ``host`` on port 22, else ``[host]:port``."""
-        return self.config.host if self.config.port == 22 else f"[{self.config.host}]:{self.config.port}"
-
-    def _known_keys(self) -> list[paramiko.PKey]:
-        """The keys the known_hosts file pins for this host and port (read at each connect)."""
-        if self.config.known_hosts is None:
-            return []
-        entry = paramiko.HostKeys(str(self.config.known_hosts)).lookup(self._known_name())
-        return list(entry.values()) if entry is not None else []
-
-    @staticmethod
-    def _prefer(transport: paramiko.Transport, types: list[str]) -> None:
-        """Negotiate a host key of a pinned type first (as OpenSSH does), the others after."""
-        options = transport.get_security_options()
-        wanted = {alg for t in types for alg in _ALGORITHMS.get(t, (t,))}
-        current = list(options.key_types)
-        options.key_types = [a for a in current if a in wanted] + [a for a in current if a not in wanted]
-
     def check_host_key(self, key: paramiko.PKey, known: list[paramiko.PKey]) -> None:
         """Pass when ``key`` is pinned (known_hosts or fingerprint); else raise :class:`HostKeyRefused`."""
-        offered = key.fingerprint  # "SHA256:<base64 without padding>", as ssh-keygen -lf prints it
-        pinned = {fp.rstrip("=") for fp in self.config.host_key_sha256}
-        if offered in pinned or any(k.asbytes() == key.asbytes() for k in known):
-            return
-        why: list[str] = []
-        if self.config.known_hosts is not None:
-            same_type = [k for k in known if k.get_name() == key.get_name()]
-            if same_type:
-                why.append(
-                    f"{self.config.known_hosts} holds a different {key.get_name()} key for {self._known_name()} "
-                    f"({same_type[0].fingerprint}): the server's key changed, or this is not the server"
-                )
-            elif known:
-                types = ", ".join(sorted({k.get_name() for k in known}))
-                why.append(f"{self.config.known_hosts} pins only {types} keys for {self._known_name()}")
-            else:
-                why.append(f"{self.config.known_hosts} has no entry for {self._known_name()}")
-        if pinned:
-            why.append(f"host_key_sha256 pins {', '.join(sorted(pinned))}")
-        raise HostKeyRefused(
-            f"{self.config.host}:{self.config.port} offered the {key.get_name()} key {offered}, which is not pinned "
-            f"for channel {self.name}: {'; '.join(why)}. No login was tried and nothing downloaded; if the key "
-            "changed legitimately, confirm it with the partner and pin the new one"
-        )
-
-    def _login(self, transport: paramiko.Transport) -> None:
-        """Key and/or password authentication; with both, the key first and the password when the key is
-        refused or the server asks for a second factor."""
-        cfg = self.config
-        password = None
-        if cfg.password_env:
-            password = os.environ.get(cfg.password_env)
-            if password is None:
-                raise LoginFailed(f"the environment variable {cfg.password_env} (password_env) is not set")
-        if cfg.key_file is not None:
-            passphrase = os.environ.get(cfg.key_passphrase_env) if cfg.key_passphrase_env else None
-            if cfg.key_passphrase_env and passphrase is None:
-                raise LoginFailed(f"the environment variable {cfg.key_passphrase_env} (key_passphrase_env) is not set")
-            secret = passphrase.encode() if passphrase is not None else None  # paramiko wants bytes here
-            pkey = paramiko.PKey.from_path(cfg.key_file, password=secret)  # type: ignore[arg-type]  # stubs: str
-            try:
-                transport.auth_publickey(cfg.username, pkey)
-            except paramiko.AuthenticationException:
-                if password is None:
-                    raise
-        if password is not None and not transport.is_authenticated():
-            transport.auth_password(cfg.username, password)
-        if not transport.is_authenticated():
-            raise LoginFailed(f"{cfg.host}:{cfg.port} did not accept the login of {cfg.username}")
+        check_host_key(self.config, f"channel {self.name}", key, known)
 
     def _ensure_folder(self, sftp: paramiko.SFTPClient, folder: str) -> None:
         try:
@@ -465,3 +385,127 @@ class SftpPoller:
             size=remote.size,
             limit=MAX_FILE_BYTES,
         )
+
+
+# connecting (shared with the SFTP sink, gateway/outbound/sinks/sftp.py) --------------------------------------
+class SftpPeer(Protocol):
+    """What connecting needs: the keys SftpChannel and SftpSink have in common."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password_env(self) -> str | None: ...
+    @property
+    def key_file(self) -> Path | None: ...
+    @property
+    def key_passphrase_env(self) -> str | None: ...
+    @property
+    def known_hosts(self) -> Path | None: ...
+    @property
+    def host_key_sha256(self) -> list[str]: ...
+    @property
+    def timeout(self) -> float: ...
+
+
+def open_transport(cfg: SftpPeer, who: str) -> paramiko.Transport:
+    """A transport to ``cfg``'s server whose key is pinned (checked before any credential is sent), logged in.
+
+    ``who`` names the user of the connection in a refusal ("channel carrier-sftp", "route naccs-out")."""
+    sock = socket.create_connection((cfg.host, cfg.port), timeout=cfg.timeout)
+    try:
+        transport = paramiko.Transport(sock)
+    except Exception:
+        sock.close()
+        raise
+    try:
+        transport.banner_timeout = cfg.timeout
+        transport.handshake_timeout = cfg.timeout
+        transport.auth_timeout = cfg.timeout
+        known = known_keys(cfg)
+        if known:
+            _prefer(transport, [k.get_name() for k in known])
+        transport.start_client(timeout=cfg.timeout)
+        check_host_key(cfg, who, transport.get_remote_server_key(), known)
+        login(cfg, transport)
+    except BaseException:
+        transport.close()
+        raise
+    return transport
+
+
+def _known_name(cfg: SftpPeer) -> str:
+    """The host as known_hosts names it: ``host`` on port 22, else ``[host]:port``."""
+    return cfg.host if cfg.port == 22 else f"[{cfg.host}]:{cfg.port}"
+
+
+def known_keys(cfg: SftpPeer) -> list[paramiko.PKey]:
+    """The keys the known_hosts file pins for this host and port (read at each connect)."""
+    if cfg.known_hosts is None:
+        return []
+    entry = paramiko.HostKeys(str(cfg.known_hosts)).lookup(_known_name(cfg))
+    return list(entry.values()) if entry is not None else []
+
+
+def _prefer(transport: paramiko.Transport, types: list[str]) -> None:
+    """Negotiate a host key of a pinned type first (as OpenSSH does), the others after."""
+    options = transport.get_security_options()
+    wanted = {alg for t in types for alg in _ALGORITHMS.get(t, (t,))}
+    current = list(options.key_types)
+    options.key_types = [a for a in current if a in wanted] + [a for a in current if a not in wanted]
+
+
+def check_host_key(cfg: SftpPeer, who: str, key: paramiko.PKey, known: list[paramiko.PKey]) -> None:
+    """Pass when ``key`` is pinned (known_hosts or fingerprint); else raise :class:`HostKeyRefused`."""
+    offered = key.fingerprint  # "SHA256:<base64 without padding>", as ssh-keygen -lf prints it
+    pinned = {fp.rstrip("=") for fp in cfg.host_key_sha256}
+    if offered in pinned or any(k.asbytes() == key.asbytes() for k in known):
+        return
+    why: list[str] = []
+    if cfg.known_hosts is not None:
+        same_type = [k for k in known if k.get_name() == key.get_name()]
+        if same_type:
+            why.append(
+                f"{cfg.known_hosts} holds a different {key.get_name()} key for {_known_name(cfg)} "
+                f"({same_type[0].fingerprint}): the server's key changed, or this is not the server"
+            )
+        elif known:
+            types = ", ".join(sorted({k.get_name() for k in known}))
+            why.append(f"{cfg.known_hosts} pins only {types} keys for {_known_name(cfg)}")
+        else:
+            why.append(f"{cfg.known_hosts} has no entry for {_known_name(cfg)}")
+    if pinned:
+        why.append(f"host_key_sha256 pins {', '.join(sorted(pinned))}")
+    raise HostKeyRefused(
+        f"{cfg.host}:{cfg.port} offered the {key.get_name()} key {offered}, which is not pinned "
+        f"for {who}: {'; '.join(why)}. No login was tried and nothing transferred; if the key "
+        "changed legitimately, confirm it with the partner and pin the new one"
+    )
+
+
+def login(cfg: SftpPeer, transport: paramiko.Transport) -> None:
+    """Key and/or password authentication; with both, the key first and the password when the key is
+    refused or the server asks for a second factor."""
+    password = None
+    if cfg.password_env:
+        password = os.environ.get(cfg.password_env)
+        if password is None:
+            raise LoginFailed(f"the environment variable {cfg.password_env} (password_env) is not set")
+    if cfg.key_file is not None:
+        passphrase = os.environ.get(cfg.key_passphrase_env) if cfg.key_passphrase_env else None
+        if cfg.key_passphrase_env and passphrase is None:
+            raise LoginFailed(f"the environment variable {cfg.key_passphrase_env} (key_passphrase_env) is not set")
+        secret = passphrase.encode() if passphrase is not None else None  # paramiko wants bytes here
+        pkey = paramiko.PKey.from_path(cfg.key_file, password=secret)  # type: ignore[arg-type]  # stubs: str
+        try:
+            transport.auth_publickey(cfg.username, pkey)
+        except paramiko.AuthenticationException:
+            if password is None:
+                raise
+    if password is not None and not transport.is_authenticated():
+        transport.auth_password(cfg.username, password)
+    if not transport.is_authenticated():
+        raise LoginFailed(f"{cfg.host}:{cfg.port} did not accept the login of {cfg.username}")

@@ -1,0 +1,77 @@
+"""Helpers of the sink tests: a gateway whose route sends to a given sink, and a dispatcher driven until settled."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway import config as config_mod
+from gateway.app import Gateway
+from gateway.model import Delivery, DeliveryAttempt
+from tests.conftest import COPARN_EXAMPLE, write_config
+
+ROUTE = "conpas-prenotice"
+
+
+def gateway_to(tmp_path: Path, database_url: str, to: dict[str, Any], **retry: Any) -> Gateway:
+    """A gateway whose CONPAS route sends to ``to`` with the retry policy ``retry`` (jitter 0 unless given)."""
+    policy = {"max_attempts": 3, "initial_delay": "100ms", "multiplier": 2, "max_delay": "1s", "jitter": 0, **retry}
+    routes = {ROUTE: {"on": "container.announced", "render": "conpas", "to": to, "retry": policy}}
+    return Gateway(config_mod.load(write_config(tmp_path, database_url, routes=routes)))
+
+
+def coparn(containers: int = 3) -> bytes:
+    """The COPARN sample with its 3 containers, or only the first (1) announced."""
+    data = COPARN_EXAMPLE.read_bytes()
+    if containers == 1:
+        data = data.replace(b"EQD+CN+MSCU", b"EQD+XX+MSCU").replace(b"EQD+CN+TGHU", b"EQD+XX+TGHU")
+    return data
+
+
+@dataclass
+class Attempt:
+    number: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error: dict[str, Any] | None
+
+
+def drive(gw: Gateway, timeout: float = 30.0) -> None:
+    """Run the dispatcher (as its loop does, a pass every 20 ms) until no delivery is pending or sending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        gw.dispatcher.run_once()
+        with gw.sessions() as s:
+            open_ = s.scalars(select(Delivery).where(Delivery.status.in_(("pending", "sending")))).first()
+        if open_ is None:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"deliveries still open after {timeout} s")
+
+
+def deliveries(gw: Gateway) -> list[tuple[Delivery, list[Attempt]]]:
+    with gw.sessions() as s:
+        found = []
+        for d in s.scalars(select(Delivery).order_by(Delivery.id)):
+            rows = s.scalars(
+                select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == d.id).order_by(DeliveryAttempt.number)
+            )
+            found.append((d, [Attempt(a.number, a.started_at, a.finished_at, a.outcome, a.error) for a in rows]))
+            s.expunge(d)
+        return found
+
+
+def gaps(attempts: list[Attempt]) -> list[float]:
+    """Seconds between the end of each attempt and the start of the next."""
+    return [
+        (b.started_at - a.finished_at).total_seconds()
+        for a, b in itertools.pairwise(attempts)
+        if a.finished_at is not None
+    ]
