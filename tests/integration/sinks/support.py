@@ -75,3 +75,18 @@ def gaps(attempts: list[Attempt]) -> list[float]:
         for a, b in itertools.pairwise(attempts)
         if a.finished_at is not None
     ]
+
+
+def coparn_batch(i: int) -> bytes:
+    """The COPARN sample as interchange ``i``: its own reference and three containers of its own."""
+    from gateway.iso6346 import check_digit
+
+    data = COPARN_EXAMPLE.read_bytes().replace(b"+20261124001", f"+GW{i:08d}".encode())
+    for old, owner, serial in (
+        (b"CSQU3054383", "CSQU", 3 * i),
+        (b"MSCU1234566", "MSCU", 3 * i + 1),
+        (b"TGHU8765436", "TGHU", 3 * i + 2),
+    ):
+        first_ten = f"{owner}{500000 + serial:06d}"
+        data = data.replace(old, f"{first_ten}{check_digit(first_ten) % 10}".encode())
+    return data
