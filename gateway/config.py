@@ -323,10 +323,37 @@ class RouteWhen(Section):
     direction: Literal["export", "import"] | None = None  # of the deal the event belongs to
 
 
+class NaccsRoute(Section):
+    """How a ``render: naccs`` route writes its NACCS EDI messages (see docs/configuration.md)."""
+
+    business: Annotated[str, Field(pattern=r"^[A-Z0-9]{3,5}$")]  # the input common header's business code
+    layout: str | None = None  # naccs/layouts/<layout>.yaml; default: the business code
+    mapping: Path  # the outbound mapping, naccs/mappings/<business>.yaml
+    user_code: Annotated[str, Field(max_length=5)]
+    user_id: Annotated[str, Field(max_length=3)]
+    password_env: str  # the environment variable holding the password; it is put in only when sending
+    system_id: Annotated[str, Field(max_length=1)] = ""
+    encoding: str = "euc_jp"
+
+    @model_validator(mode="after")
+    def _encoding(self) -> NaccsRoute:
+        from gateway.errors import GatewayError
+        from gateway.naccs.frame import check_encoding
+
+        try:
+            check_encoding(self.encoding)
+        except GatewayError as exc:
+            raise ValueError(exc.text) from None
+        return self
+
+
 class RouteConfig(Section):
     on: str  # an event kind, see gateway/events.py
     when: RouteWhen = RouteWhen()
-    render: Literal["conpas", "contrl", "aperak"]
+    render: Literal["conpas", "contrl", "aperak", "naccs"]
+    naccs: NaccsRoute | None = None  # with render: naccs
+    # customs_permit: the delivery is held until the deal has its customs permit (export or import)
+    require: Literal["customs_permit"] | None = None
     to: Sink
     retry: RetryPolicy = RetryPolicy()
     enabled: bool = True
@@ -371,7 +398,15 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
             db = db.model_copy(update={"url": f"sqlite:///{abs_(Path(rel))}"})
     channels = {name: _resolve_channel(ch, abs_) for name, ch in config.channels.items()}
     mappings = [rule.model_copy(update={"use": abs_(rule.use)}) for rule in config.mappings]
-    routes = {name: r.model_copy(update={"to": _resolve_channel(r.to, abs_)}) for name, r in config.routes.items()}
+    routes = {
+        name: r.model_copy(
+            update={
+                "to": _resolve_channel(r.to, abs_),
+                "naccs": r.naccs.model_copy(update={"mapping": abs_(r.naccs.mapping)}) if r.naccs else None,
+            }
+        )
+        for name, r in config.routes.items()
+    }
     schemas = [x.model_copy(update={"xsd": abs_(x.xsd)}) for x in config.xml.schemas]
     xml = config.xml.model_copy(update={"schemas": schemas})
     return config.model_copy(
@@ -485,4 +520,22 @@ def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:
         for j, p in enumerate(route.when.partner or []):
             if p not in partners:
                 unknown(("routes", name, "when", "partner", j), "partner", p, partners)
+        _check_naccs_route(name, route, problems, source)
     return problems
+
+
+def _check_naccs_route(name: str, route: RouteConfig, problems: list[str], source: YamlSource) -> None:
+    from gateway.naccs.outbound import check_mapping_file
+
+    loc = ("routes", name)
+    if (route.render == "naccs") != (route.naccs is not None):
+        problems.append(source.problem((*loc, "naccs"), "give a naccs section with render: naccs, and only then"))
+        return
+    if route.naccs is None:
+        return
+    if not route.naccs.mapping.is_file():
+        problems.append(
+            source.problem((*loc, "naccs", "mapping"), f"mapping file {route.naccs.mapping} does not exist")
+        )
+        return
+    problems.extend(check_mapping_file(route.naccs.mapping))

@@ -18,6 +18,8 @@ EVENT_KINDS: dict[str, str] = {
     "container.stripped": "a container was stripped (IFTSTA)",
     "container.status": "another status of a container was reported (IFTSTA)",
     "acknowledgement.received": "a partner acknowledged a message we sent, accepting or rejecting it (APERAK)",
+    "naccs.result": "NACCS answered a message we sent (matched by hand-over information): outcome success, warning "
+    "or error, the result codes, the output information code",
     "customs.status": "customs answered about a deal: accepted, permitted, held, ... (CUSRES)",
     "edifact.received": "an EDIFACT payload from a partner whose agreement asks for CONTRL was processed (either way)",
     "edifact.application_error": "an EDIFACT message passed the syntax checks but mapping or persisting refused it "

@@ -33,6 +33,7 @@ from gateway.mapping.engine import apply, apply_source
 from gateway.mapping.language import Mapping as LoadedMapping
 from gateway.mapping.sources import CsvSource, XmlSource
 from gateway.model import Message, MessageStatus
+from gateway.naccs.reply import ReplyPart, parse_part
 from gateway.store import messages, outbox
 from gateway.store.canonical import CanonicalWriter
 
@@ -59,6 +60,7 @@ class Work:
     csv_rule: tuple[MappingRule, LoadedMapping] | None = None  # CSV: chosen when parsing, used when mapping
     mapped: list[MappedMessage] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)  # CSV rows skipped under `bad_rows: skip`
+    naccs: ReplyPart | None = None  # a NACCS output message (or a part of a split one)
 
     @property
     def partner(self) -> str | None:
@@ -72,6 +74,14 @@ class Work:
                 "message_type": ",".join(sorted({m.type for m in self.messages})) or None,
                 "interchange_ref": self.interchanges[0].reference if self.interchanges else None,
                 "message_count": len(self.messages),
+            }
+        if self.format == "naccs":
+            handover = self.naccs.header.handover if self.naccs else None
+            return {
+                "format": self.format,
+                "message_type": self.message_type,
+                "interchange_ref": handover or None,
+                "message_count": 1 if self.naccs else 0,
             }
         count = len(self.table.rows) if self.table else (1 if self.document is not None else 0)
         return {"format": self.format, "message_type": self.message_type, "message_count": count}
@@ -106,7 +116,19 @@ def parse_csv(work: Work) -> None:
     )
 
 
-PARSERS: dict[str, Callable[[Work], None]] = {"edifact": parse_edifact, "xml": parse_xml, "csv": parse_csv}
+def parse_naccs(work: Work) -> None:
+    """A NACCS output message: its output common header (OUT-20 when unreadable); the body is read once whole."""
+    work.naccs = parse_part(work.message.raw)
+    header = work.naccs.header
+    work.message_type = f"NACCS-{header.output_code or header.business_code}"[:32]
+
+
+PARSERS: dict[str, Callable[[Work], None]] = {
+    "edifact": parse_edifact,
+    "xml": parse_xml,
+    "csv": parse_csv,
+    "naccs": parse_naccs,
+}
 
 
 def validate(work: Work) -> None:
@@ -115,7 +137,7 @@ def validate(work: Work) -> None:
         extra = tuple(xmlformat.SchemaEntry(x.namespace, x.root, x.xsd) for x in work.xml.schemas)
         xmlformat.catalog(extra).validate(work.document)
         return
-    if work.format == "csv":
+    if work.format in ("csv", "naccs"):
         return
     error = first_error(work.interchanges, work.messages)
     if error is not None:
@@ -142,6 +164,8 @@ def map_records(work: Work) -> None:
     if work.format == "csv":
         map_csv_rows(work)
         return
+    if work.format == "naccs":
+        return  # a NACCS reply is not mapped: persist matches it to the message it answers
     for msg in work.messages:
         mapping = work.mappings.find(
             format="edifact", message=msg.type, version=msg.version, partner=work.partner, channel=work.message.channel
@@ -166,6 +190,8 @@ def map_csv_rows(work: Work) -> None:
 
 def persist(work: Work) -> None:
     writer = CanonicalWriter(work.session, work.message, work.routes)
+    if work.naccs is not None:
+        writer.naccs_reply(work.naccs)
     for mapped in work.mapped:
         writer.write(mapped)
     work.message.problems = work.problems

@@ -15,11 +15,12 @@ Two rules keep updates correct whatever the order messages arrive in:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,12 +45,18 @@ from gateway.model import (
     Event,
     Form,
     Message,
+    MessageStatus,
     Participation,
     Partner,
     Right,
     VesselCall,
 )
+from gateway.naccs.permit import permit_status, received_at
+from gateway.naccs.reply import Reassembler, ReplyPart, parse_part
+from gateway.outbound.renderers.naccs import delivery_for_handover
 from gateway.store import outbox
+
+log = structlog.get_logger("gateway.canonical")
 
 _CONTAINER_FIELDS = (
     "iso_size_type",
@@ -428,20 +435,93 @@ class CanonicalWriter:
                 "PER-2", f"no deal is known for {keys}", Position(message_number=ctx.mapped.number), step="persist"
             )
         stamp = _stamp(rec.occurred_at) if rec.occurred_at else ctx.stamp
-        changed, stale = _assign(deal, {"customs_status": rec.status}, stamp)
-        targets = [c for c in deal.containers if not rec.containers or c.number in rec.containers]
+        detail = rec.model_dump(mode="json", exclude={"entity"}, exclude_none=True)
+        self.set_customs_status(
+            deal, rec.status, stamp, detail, rec.containers, rec.occurred_at, declaration=rec.declaration_number
+        )
+
+    def set_customs_status(
+        self,
+        deal: Deal,
+        status: str,
+        stamp: str,
+        detail: dict[str, Any],
+        containers: Sequence[str] = (),
+        occurred_at: datetime | None = None,
+        *,
+        declaration: str | None = None,
+    ) -> None:
+        """Customs status on the deal and its containers (all, or those named), newer wins; a ``customs.status``
+        event when something changed. A permit releases the deal's held deliveries (``require: customs_permit``)."""
+        changed, stale = _assign(deal, {"customs_status": status}, stamp)
+        targets = [c for c in deal.containers if not containers or c.number in containers]
         for container in targets:
-            c_changed, _ = _assign(container, {"customs_status": rec.status}, stamp)
+            c_changed, _ = _assign(container, {"customs_status": status}, stamp)
             changed += [f"{container.number}.customs_status" for _ in c_changed]
-        if rec.declaration_number and deal.declaration_number != rec.declaration_number:
-            deal.declaration_number = rec.declaration_number
+        if declaration and deal.declaration_number != declaration:
+            deal.declaration_number = declaration
             changed.append("declaration_number")
         if not changed and not stale:
             return
-        detail = rec.model_dump(mode="json", exclude={"entity"}, exclude_none=True)
         if stale:
-            detail["superseded"] = True
-        self.event("customs.status", deal, detail, occurred_at=rec.occurred_at)
+            detail = {**detail, "superseded": True}
+        self.event("customs.status", deal, detail, occurred_at=occurred_at)
+        if outbox.has_permit(self.session, deal.id):
+            released = outbox.release_held(self.session, deal.id)
+            if released:
+                log.info("held deliveries released", deal=deal.deal_number, deliveries=[d.id for d in released])
+
+    def naccs_reply(self, part: ReplyPart) -> None:
+        """A NACCS output part: once its message is whole (earlier parts are this handover's stored messages),
+        a ``naccs.result`` event on the deal of the delivery it answers, and a permit's customs status."""
+        reassembler = Reassembler()
+        earlier = self.session.scalars(
+            select(Message)
+            .where(
+                Message.direction == "in",
+                Message.format == "naccs",
+                Message.interchange_ref == part.header.handover,
+                Message.status == MessageStatus.DONE.value,
+                Message.id != self.message.id,
+            )
+            .order_by(Message.id)
+        )
+        for stored in earlier:
+            old = parse_part(stored.raw)
+            if old.key == part.key:
+                reassembler.add(old)  # a set completed earlier was recorded then; the Reassembler drops it
+        reply = reassembler.add(part)
+        if reply is None:
+            return  # a part of a split message: stored, waiting for the rest
+        delivery = delivery_for_handover(self.session, reply.handover)
+        if delivery is None:
+            raise GatewayError(
+                "PER-2",
+                f"no NACCS message was sent with hand-over information {reply.handover!r} "
+                f"(output {reply.header.output_code or '(no code)'})",
+                step="persist",
+            )
+        deal = self.session.get(Deal, delivery.deal_id) if delivery.deal_id else None
+        container = self.session.get(Container, delivery.container_id) if delivery.container_id else None
+        when = received_at(reply)
+        detail: dict[str, Any] = {
+            "outcome": reply.outcome.value if reply.outcome else None,
+            "codes": [c.text for c in reply.codes],
+            "business_code": reply.header.business_code,
+            "output_code": reply.header.output_code,
+            "kind": reply.header.kind,
+            "handover": reply.handover,
+            "input_id": reply.header.input_id,
+            "parts": reply.parts,
+            "delivery_id": delivery.id,
+            "route": delivery.route,
+        }
+        self.event("naccs.result", deal, detail, container=container, occurred_at=when)
+        status = permit_status(reply)
+        if status is not None and deal is not None:
+            stamp = _stamp(when or self.message.received_at)
+            why = {"status": status, "source": "naccs", "output_code": reply.header.output_code}
+            self.set_customs_status(deal, status, stamp, why, occurred_at=when)
 
     def acknowledgement(self, rec: AcknowledgementRecord, ctx: _Context) -> None:
         deal = self.named_deal(ctx, rec.bl_number, rec.booking_number)

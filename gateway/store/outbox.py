@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from gateway.config import RouteConfig
-from gateway.model import Delivery, DeliveryAttempt, DeliveryStatus, Event, utcnow
+from gateway.model import Deal, Delivery, DeliveryAttempt, DeliveryStatus, Event, utcnow
 
 
 def route_applies(route: RouteConfig, facts: Mapping[str, Any]) -> bool:
@@ -37,21 +37,49 @@ def route_applies(route: RouteConfig, facts: Mapping[str, Any]) -> bool:
 def enqueue(
     session: Session, event: Event, routes: Mapping[str, RouteConfig], facts: Mapping[str, Any]
 ) -> list[Delivery]:
-    """One pending delivery per enabled route that subscribes to ``event`` and whose condition holds."""
+    """One pending delivery per enabled route that subscribes to ``event`` and whose condition holds.
+
+    A route with ``require: customs_permit`` makes it ``held`` instead while the deal has no permit
+    (:func:`has_permit`); :func:`release_held` makes it pending when the permit arrives.
+    """
     created = []
     for name, route in routes.items():
         if route.enabled and route.on == event.kind and route_applies(route, facts):
+            held = route.require == "customs_permit" and not has_permit(session, event.deal_id)
             delivery = Delivery(
                 route=name,
                 event_id=event.id,
                 deal_id=event.deal_id,
                 container_id=event.container_id,
-                status=DeliveryStatus.PENDING.value,
+                status=HELD if held else DeliveryStatus.PENDING.value,
                 idempotency_key=uuid.uuid4().hex,
             )
             session.add(delivery)
             created.append(delivery)
     return created
+
+
+# A delivery waiting for its deal's customs permit (``require: customs_permit``): never claimed (claim_due takes
+# pending and sending only) until release_held makes it pending.
+HELD = "held"
+PERMITS = ("export_permitted", "import_permitted")
+
+
+def has_permit(session: Session, deal_id: int | None) -> bool:
+    """True when the deal's customs status is a permit (export or import, as its direction needs)."""
+    deal = session.get(Deal, deal_id) if deal_id is not None else None
+    if deal is None:
+        return False
+    return deal.customs_status == ("import_permitted" if deal.direction == "import" else "export_permitted")
+
+
+def release_held(session: Session, deal_id: int, now: datetime | None = None) -> list[Delivery]:
+    """Make the deal's held deliveries pending and due now (its permit arrived); returns them."""
+    rows = list(session.scalars(select(Delivery).where(Delivery.deal_id == deal_id, Delivery.status == HELD)))
+    for d in rows:
+        d.status = DeliveryStatus.PENDING.value
+        d.next_attempt_at = now or utcnow()
+    return rows
 
 
 def emit(

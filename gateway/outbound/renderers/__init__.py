@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from gateway.config import PartnerConfig
+from gateway.config import PartnerConfig, RouteConfig
 from gateway.model import Delivery
 
 
@@ -20,7 +20,15 @@ class Rendered:
 
 
 class RenderError(Exception):
-    """The payload cannot be produced (missing data, invalid against its schema): a permanent failure."""
+    """The payload cannot be produced (missing data, invalid against its schema): a permanent failure.
+
+    ``code`` is the error code the delivery dies with (OUT-1 unless the renderer knows better, e.g. OUT-10 for a
+    NACCS value that is too long); the text starts with it, so it shows wherever the text is recorded.
+    """
+
+    def __init__(self, text: str, code: str = "OUT-1") -> None:
+        super().__init__(text if code == "OUT-1" else f"{code}: {text}")
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,8 @@ class RenderContext:
     """What a renderer may know beyond the database: the partner agreements of routes.yaml."""
 
     partners: Mapping[str, PartnerConfig] = field(default_factory=dict)
+    # the routes of routes.yaml: a renderer with per-route options (naccs) reads its own route's
+    routes: Mapping[str, RouteConfig] = field(default_factory=dict)
 
 
 Renderer = Callable[[Session, Delivery, RenderContext], Rendered]
@@ -35,6 +45,12 @@ Renderer = Callable[[Session, Delivery, RenderContext], Rendered]
 
 def renderer(name: str) -> Renderer:
     from gateway.outbound.renderers import acks, conpas
+    from gateway.outbound.renderers import naccs as naccs_renderer
 
-    known: dict[str, Renderer] = {"conpas": conpas.render, "contrl": acks.render_contrl, "aperak": acks.render_aperak}
+    known: dict[str, Renderer] = {
+        "conpas": conpas.render,
+        "contrl": acks.render_contrl,
+        "aperak": acks.render_aperak,
+        "naccs": naccs_renderer.render,
+    }
     return known[name]
