@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import socket
 import ssl
 import threading
@@ -14,15 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway.config import HttpSink
 from gateway.outbound.sinks import SinkError
 from gateway.outbound.sinks.http import HttpSinkSender
-from tests.integration.sinks.support import coparn, deliveries, drive, gaps, gateway_to
+from tests.integration.sinks.support import coparn, deliveries, drive, gaps, gateway_to, self_signed
 
 
 @dataclass
@@ -224,34 +218,10 @@ def test_429_is_retryable_and_passes_retry_after_on_secrets_stay_out(
     assert len(peer.received) == 2  # nothing sent without the header
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway test peer")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "peer.pem", tmp_path / "peer.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
 def test_tls_is_verified_a_self_signed_peer_needs_ca_file(tmp_path: Path) -> None:
     """An HTTPS peer with a self-signed certificate is refused (nothing reaches it) without ca_file, and accepted
     with its certificate as ca_file. Breaks if verification is off or ca_file is ignored."""
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     for peer in _serve(Peer(), context):
