@@ -297,3 +297,40 @@ def test_an_error_reply_to_a_permit_output_is_no_permit(naccs_gateway: Gateway) 
     gw.accept(output("E0001-0000-0000\r\n", handover=handover, code="SAE0010"), channel="naccs-mail")
     assert timeline(gw, deal_id, "naccs.result")[0]["outcome"] == "error"
     assert timeline(gw, deal_id, "customs.status") == []
+
+
+def test_conpas_schema_refuses_a_bad_prenotification(naccs_gateway: Gateway) -> None:
+    """A UL090 slip that breaks the schema (a 7th seal, a bad delivery time, an unknown key) makes the CONPAS
+    delivery dead before anything is stored or sent, naming the JSON paths. Breaks if validation is skipped."""
+    gw = naccs_gateway
+    deal_id = make_deal(gw)
+    with gw.sessions.begin() as s:
+        deal = s.get_one(Deal, deal_id)
+        deal.customs_status = "export_permitted"
+        form = s.scalars(select(Form).where(Form.subject == "MSCU1234566")).one()
+        form.payload = {
+            **form.payload,
+            "seal_numbers": [f"S{i}" for i in range(7)],
+            "delivery_time": "2561",
+            "colour": "red",
+        }
+    emit(gw, "container.announced", deal_id, container="MSCU1234566")
+    assert gw.dispatcher.drain() == 1
+    d = delivery(gw, "conpas-prenotice")
+    assert d.status == "dead" and d.message_id is None and d.last_error is not None
+    text = d.last_error["text"]
+    assert "conpas-prenotification.schema.json" in text
+    assert "$.seal_numbers" in text and "$.delivery_time" in text and "colour" in text
+
+
+def test_conpas_schema_accepts_what_the_renderer_makes(naccs_gateway: Gateway, tmp_path: Path) -> None:
+    """The renderer's own output (permitted deal: not held) passes the schema and is written. Breaks when the
+    UL090 form gains a key the schema does not describe."""
+    gw = naccs_gateway
+    deal_id = make_deal(gw)
+    with gw.sessions.begin() as s:
+        s.get_one(Deal, deal_id).customs_status = "export_permitted"
+    emit(gw, "container.announced", deal_id, container="CSQU3054383")
+    assert gw.dispatcher.drain() == 1
+    assert delivery(gw, "conpas-prenotice").status == "done"
+    assert len(list((tmp_path / "outbox/conpas").glob("CSQU3054383_*.json"))) == 1

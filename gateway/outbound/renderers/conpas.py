@@ -3,12 +3,20 @@
 CONPAS publishes no interface specification (domain.md §1); the field names here are the gateway's own and
 match the UL090 form on the deal. Trucking company, driver, plate and slot come from COPINO or the operator,
 so they are null until a later message fills them.
+
+Every document is validated against ``schemas/conpas-prenotification.schema.json`` (JSON Schema 2020-12) before
+it is stored or sent: an invalid one is a RenderError (the delivery is dead, OUT-1, with the schema's complaint
+and the JSON path), never sent.
 """
 
 from __future__ import annotations
 
 import json
+from functools import cache
+from pathlib import Path
+from typing import Any
 
+import jsonschema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +24,23 @@ from gateway.model import Container, Delivery, Form
 from gateway.outbound.renderers import RenderContext, Rendered, RenderError
 
 SCHEMA = "port-gateway/conpas-prenotification/1"
+SCHEMA_FILE = Path(__file__).resolve().parents[3] / "schemas" / "conpas-prenotification.schema.json"
+
+
+@cache
+def validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def check(document: dict[str, Any]) -> None:
+    """RenderError naming every place ``document`` breaks the pre-notification schema."""
+    errors = sorted(validator().iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "; ".join(f"{e.json_path}: {e.message}" for e in errors[:5])
+        raise RenderError(f"the CONPAS pre-notification does not match {SCHEMA_FILE.name}: {where}")
 
 
 def render(session: Session, delivery: Delivery, _context: RenderContext) -> Rendered:
@@ -38,6 +63,7 @@ def render(session: Session, delivery: Delivery, _context: RenderContext) -> Ren
         "vehicle_plate": None,
         "slot": None,
     }
+    check(document)
     payload = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False).encode("utf-8") + b"\n"
     return Rendered(
         payload=payload,
