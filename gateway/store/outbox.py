@@ -5,7 +5,7 @@ a claimed delivery is ``sending`` until ``locked_until``; if its dispatcher dies
 dispatcher takes it again with the same idempotency key, so the peer can tell a resend from a new send.
 
 A route with ``order_by`` (container or deal) sends the deliveries of one key in creation order: a delivery is
-not claimed while an earlier one of the same route and key is still open (pending, retrying or sending). A dead
+not claimed while an earlier one of the same route and key is still open (pending, retrying, sending or held). A dead
 delivery no longer holds the later ones up; its replay is a new delivery and takes its place at the end.
 """
 
@@ -156,11 +156,12 @@ def due_filter(now: datetime, exclude_routes: Sequence[str] = ()) -> ColumnEleme
     return due
 
 
-OPEN = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value)
+# settled for good; any other status (pending, sending, held) still holds later deliveries of its key back
+SETTLED = (DeliveryStatus.DONE.value, DeliveryStatus.DEAD.value)
 
 
 def held_back(ordered: Mapping[str, str]) -> ColumnElement[bool]:
-    """True for a delivery of an ordered route while an earlier one of the same route and key is still open.
+    """True for a delivery of an ordered route while an earlier one of the same route and key is not done or dead.
 
     "Earlier" is a lower id (ids follow creation). A delivery without the key (no container, no deal) is never
     held back. Indexed by ``ix_delivery_route_container`` and ``ix_delivery_route_deal``.
@@ -180,7 +181,7 @@ def held_back(ordered: Mapping[str, str]) -> ColumnElement[bool]:
             earlier.route == Delivery.route,
             earlier_key == key,
             earlier.id < Delivery.id,
-            earlier.status.in_(OPEN),
+            earlier.status.not_in(SETTLED),
         )
         clauses.append(Delivery.route.in_(routes) & key.is_not(None) & blocker)
     return or_(*clauses) if clauses else false()
