@@ -19,6 +19,7 @@ from gateway.config import PartnerConfig, RetryPolicy, RouteConfig
 from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
 from gateway.outbound import retry
 from gateway.outbound.renderers import RenderContext, RenderError, renderer
+from gateway.outbound.renderers import naccs as naccs_renderer
 from gateway.outbound.sinks import Sink, SinkError, make_sink
 from gateway.store import outbox
 
@@ -35,7 +36,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         partners: Mapping[str, PartnerConfig] | None = None,
     ) -> None:
-        self.context = RenderContext(partners=dict(partners or {}))
+        self.context = RenderContext(partners=dict(partners or {}), routes=dict(routes))
         self.sessions = sessions
         self.routes = routes
         self.lease = lease
@@ -77,7 +78,9 @@ class Dispatcher:
             route_name, payload, name, key, message_id = prepared
             with structlog.contextvars.bound_contextvars(message_id=message_id, route=route_name):
                 try:
-                    self.sinks[route_name].send(payload, name=name, idempotency_key=key)
+                    # the stored payload never holds a secret; a NACCS password goes in only now
+                    outgoing = naccs_renderer.with_password(self.routes.get(route_name), payload)
+                    self.sinks[route_name].send(outgoing, name=name, idempotency_key=key)
                 except SinkError as exc:
                     error = {"code": "OUT-2", "text": str(exc)}
                     self._failed(delivery_id, token, started, error, retryable=exc.retryable)
@@ -119,9 +122,8 @@ class Dispatcher:
                     text = str(exc) if isinstance(exc, RenderError) else f"renderer error {type(exc).__name__}: {exc}"
                     if not isinstance(exc, RenderError):
                         log.error("renderer error", exc_info=True)
-                    outbox.settle(
-                        s, delivery, outcome="dead", started_at=utcnow(), error={"code": "OUT-1", "text": text}
-                    )
+                    code = getattr(exc, "code", None) or "OUT-1"  # NACCS value errors carry OUT-10..16
+                    outbox.settle(s, delivery, outcome="dead", started_at=utcnow(), error={"code": code, "text": text})
                     log.warning("render failed", error=text)
                     return None
                 msg = Message(

@@ -15,7 +15,6 @@ from gateway import forms
 from gateway.app import Gateway
 from gateway.model import Booking, Container, Deal, Delivery, Event, Form, Message, VesselCall
 from gateway.naccs.frame import read_input_header
-from gateway.outbound.renderers import RenderContext
 from gateway.outbound.renderers.naccs import handover_for, with_password
 from gateway.store import outbox
 from tests.conftest import REPO, write_config
@@ -57,8 +56,6 @@ def naccs_gateway(tmp_path: Path, database_url: str) -> Iterator[Gateway]:
         },
     }
     gw = Gateway(config_mod.load(write_config(tmp_path, database_url, routes=routes)))
-    # the dispatcher passes its routes to renderers (render: naccs reads its route's naccs section)
-    gw.dispatcher.context = RenderContext(partners=gw.config.partners, routes=gw.config.routes)
     yield gw
     gw.close()
 
@@ -169,6 +166,8 @@ def test_the_stored_message_has_no_password(naccs_gateway: Gateway, monkeypatch:
     sent = with_password(gw.config.routes["naccs-ecr"], stored)
     assert read_input_header(sent).password == "s3cr3tpw" and len(sent) == len(stored)
     assert with_password(gw.config.routes["conpas-prenotice"], stored) == stored
+    [written] = (gw.config.routes["naccs-ecr"].to.path).glob("*")  # type: ignore[union-attr]
+    assert read_input_header(written.read_bytes()).password == "s3cr3tpw"  # the dispatcher sends it with it
 
 
 def test_a_too_long_value_is_dead_with_out_10(naccs_gateway: Gateway) -> None:
@@ -180,6 +179,7 @@ def test_a_too_long_value_is_dead_with_out_10(naccs_gateway: Gateway) -> None:
     d = delivery(gw, "naccs-ecr")
     assert d.status == "dead" and d.message_id is None
     assert d.last_error is not None and d.last_error["text"].startswith("OUT-10: ")
+    assert d.last_error["code"] == "OUT-10"
     assert "description" in d.last_error["text"]
 
 
