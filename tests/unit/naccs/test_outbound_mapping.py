@@ -74,3 +74,62 @@ def test_values_follow_paths_codes_and_conversions() -> None:
     assert values["carrier_code"] == "ONEY" and values["exporter_name"] == "S"
     assert values["gross_weight"] == Decimal("1.001") and values["container_numbers"] == ["A", "B"]
     assert values["vessel_code"] is None and values["process_kind"] == "9"
+
+
+GROUP = "business: EDA\nitems:\n  lines:\n    each: deal.details.goods\n    items:\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        (
+            GROUP + "      hs_code: item.hs_code\n      hs_cod: item.x\n",
+            7,
+            "hs_cod is not an item of group lines of EDA",
+        ),
+        (GROUP + "      hs_code: {each: deal.x, items: {a: item.a}}\n", 6, "an item, not a group"),
+        (GROUP + "      hs_code: {from: item.hs_code, each: deal.x}\n", 6, "both each"),
+        ("business: EDA\nitems:\n  lines: deal.details.goods\n", 3, "is a group (repeats 50)"),
+        ("business: EDA\nitems:\n  lines: {each: deal.details.goods, items: {}}\n", 3, "both each"),
+        ("business: EDA\nitems:\n  hs_code: deal.x\n", 3, "inside a group"),
+        ("business: EDA\nitems:\n  cargo_reference: item.bl\n", 3, "no group here"),
+        ("business: EDA\nitems:\n  lines: {each: item.goods, items: {hs_code: item.x}}\n", 3, "each starts at"),
+        (GROUP + "      hs_code: {from: item.hs_code, fill: 1}\n", 6, "unknown key"),
+    ],
+)
+def test_bad_group_mappings_are_refused(tmp_path: Path, text: str, line: int, needle: str) -> None:
+    """A group mapped wrongly is refused on load with file and line. Breaks if group mistakes surface only
+    when a message is rendered, or lose their position."""
+    out = problems(tmp_path, text)
+    assert any(p.startswith(f"{tmp_path / 'X.yaml'}:{line}:") and needle in p for p in out), out
+
+
+def test_group_values_one_occurrence_per_element() -> None:
+    """`each` gives one dict per element, `item` is the element, other roots still work, a JSON list fills a
+    repeating item, and nothing is cut at the repeat count (the renderer refuses that). Breaks if elements
+    are dropped, reordered or the item root is lost."""
+    mapping = load_outbound_mapping(REPO / "naccs/mappings/EDA.yaml")
+    goods = [
+        {"hs_code": f"847989{i:03}", "description": f"PART {i}", "other_law_codes": ["A1", "B2"]} for i in range(51)
+    ]
+    deal = SimpleNamespace(bl_number="BL1", deal_number="DL-1", details={"goods": goods}, containers=[])
+    values = values_for(mapping, {"deal": deal, "container": None, "booking": None, "vessel_call": None})
+    assert len(values["lines"]) == 51
+    assert values["lines"][0]["hs_code"] == "847989000" and values["lines"][50]["description"] == "PART 50"
+    assert values["lines"][0]["other_law_codes"] == ["A1", "B2"]
+
+
+def test_each_over_containers_and_a_single_object() -> None:
+    """`each: deal.containers` is in container number order; `each: deal` is one occurrence. Breaks if the
+    order or the single-object rule changes."""
+    acl = load_outbound_mapping(REPO / "naccs/mappings/ACL01.yaml")
+    deal = SimpleNamespace(
+        bl_number="BL1",
+        details={},
+        containers=[SimpleNamespace(number="B", seals=[]), SimpleNamespace(number="A", seals=[])],
+    )
+    roots = {"deal": deal, "container": None, "booking": None, "vessel_call": None}
+    assert [c["container_number"] for c in values_for(acl, roots)["containers"]] == ["A", "B"]
+    mfr = load_outbound_mapping(REPO / "naccs/mappings/MFR.yaml")
+    [bill] = values_for(mfr, roots)["bills"]
+    assert bill["bl_number"] == "BL1" and bill["container_numbers"] == ["A", "B"]
