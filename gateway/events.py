@@ -20,6 +20,8 @@ EVENT_KINDS: dict[str, str] = {
     "acknowledgement.received": "a partner acknowledged a message we sent, accepting or rejecting it (APERAK)",
     "naccs.result": "NACCS answered a message we sent (matched by hand-over information): outcome success, warning "
     "or error, the result codes, the output information code",
+    "conpas.answered": "CONPAS answered a pre-notification with its pre-matching answer: prematching_result 0-3 and "
+    "terminal_check 0-2 (also on the container), or the answer's problems when it was not a valid answer",
     "customs.status": "customs answered about a deal: accepted, permitted, held, ... (CUSRES)",
     "edifact.received": "an EDIFACT payload from a partner whose agreement asks for CONTRL was processed (either way)",
     "edifact.application_error": "an EDIFACT message passed the syntax checks but mapping or persisting refused it "

@@ -2,6 +2,8 @@
 
 Rendering is committed (as an outbound message row) before the send, so every attempt sends the same bytes
 and a dead delivery keeps exactly what was tried. No transaction is held open while a peer is being talked to.
+A peer's answer to a successful send (the HTTP response body) goes to the route's renderer module when it has an
+``record_answer`` (CONPAS: the pre-matching answer), in the transaction that settles the delivery.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import PartnerConfig, RetryPolicy, RouteConfig
 from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
 from gateway.outbound import retry
-from gateway.outbound.renderers import RenderContext, RenderError, renderer
+from gateway.outbound.renderers import RenderContext, RenderError, answer_recorder, renderer
 from gateway.outbound.renderers import naccs as naccs_renderer
 from gateway.outbound.sinks import Sink, SinkError, make_sink
 from gateway.store import outbox
@@ -41,7 +43,7 @@ class Dispatcher:
         self.routes = routes
         self.lease = lease
         self.rng = rng or random.Random()
-        self.sinks: dict[str, Sink] = {name: make_sink(r.to) for name, r in routes.items()}
+        self.sinks: dict[str, Sink] = {name: make_sink(r.to, route=name) for name, r in routes.items()}
         # a disabled route keeps its queued deliveries waiting; they go when it is enabled again. A route removed
         # from routes.yaml is claimed like any other, and its deliveries die with OUT-1.
         self.disabled_routes = [name for name, r in routes.items() if not r.enabled]
@@ -75,15 +77,19 @@ class Dispatcher:
             prepared = self._prepare(delivery_id, token)
             if prepared is None:
                 return
-            route_name, payload, name, key, message_id = prepared
+            route_name, payload, name, key, message_id, content_type = prepared
             with structlog.contextvars.bound_contextvars(message_id=message_id, route=route_name):
                 try:
                     # the stored payload never holds a secret; a NACCS password goes in only now
                     outgoing = naccs_renderer.with_password(self.routes.get(route_name), payload)
-                    self.sinks[route_name].send(outgoing, name=name, idempotency_key=key)
+                    answer = self.sinks[route_name].send(
+                        outgoing, name=name, idempotency_key=key, content_type=content_type
+                    )
                 except SinkError as exc:
                     error = {"code": "OUT-2", "text": str(exc)}
-                    self._failed(delivery_id, token, started, error, retryable=exc.retryable)
+                    self._failed(
+                        delivery_id, token, started, error, retryable=exc.retryable, retry_after=exc.retry_after
+                    )
                     return
                 except Exception as exc:  # a sink bug: record the attempt and let the policy retry it
                     log.error("sink error", exc_info=True)
@@ -97,9 +103,24 @@ class Dispatcher:
                         return
                     outbox.settle(s, delivery, outcome="ok", started_at=started)
                     s.get_one(Message, message_id).status = MessageStatus.SENT.value
+                    if answer:
+                        self._record_answer(s, delivery, answer)
                 log.info("delivered", file=name, attempt=delivery.attempts)
 
-    def _prepare(self, delivery_id: int, token: datetime) -> tuple[str, bytes, str, str, int] | None:
+    def _record_answer(self, session: Session, delivery: Delivery, answer: bytes) -> None:
+        """Hand the peer's answer to the route's renderer module (if it records answers), in a savepoint: a bug
+        there is logged and undone, and the delivery is done all the same (the peer has the payload)."""
+        route = self.routes.get(delivery.route)
+        record = answer_recorder(route.render) if route else None
+        if record is None:
+            return
+        try:
+            with session.begin_nested():
+                record(session, delivery, answer, self.context)
+        except Exception:
+            log.error("answer not recorded", exc_info=True)
+
+    def _prepare(self, delivery_id: int, token: datetime) -> tuple[str, bytes, str, str, int, str | None] | None:
         """Render (once) and commit the outbound payload; None when there is nothing (more) to send."""
         with self.sessions.begin() as s:
             delivery = _held(s, delivery_id, token)
@@ -149,11 +170,21 @@ class Dispatcher:
                 msg.filename or f"{delivery.idempotency_key}.bin",
                 delivery.idempotency_key,
                 msg.id,
+                (msg.headers or {}).get("content_type"),
             )
 
     def _failed(
-        self, delivery_id: int, token: datetime, started: datetime, error: dict[str, Any], *, retryable: bool
+        self,
+        delivery_id: int,
+        token: datetime,
+        started: datetime,
+        error: dict[str, Any],
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
     ) -> None:
+        """Settle a failed attempt: retry at the policy's next time, or later when the peer asked for more
+        (``Retry-After``), or dead when the policy gives up or the wait would go past its ``max_elapsed``."""
         with self.sessions.begin() as s:
             delivery = _held(s, delivery_id, token)
             if delivery is None:
@@ -163,7 +194,16 @@ class Dispatcher:
             when = None
             if retryable:
                 first = delivery.attempt_log[0].started_at if delivery.attempt_log else started
-                when = retry.next_attempt(policy, delivery.attempts + 1, first, utcnow(), self.rng)
+                now = utcnow()
+                when = retry.next_attempt(policy, delivery.attempts + 1, first, now, self.rng)
+                if when is not None and retry_after is not None:
+                    when = max(when, now + timedelta(seconds=retry_after))
+                    if policy.max_elapsed is not None and when - first > timedelta(seconds=policy.max_elapsed):
+                        when = None
+                        error = {
+                            **error,
+                            "text": f"{error['text']} (Retry-After {retry_after:g} s is past max_elapsed)",
+                        }
             outcome = "retry" if when else "dead"
             outbox.settle(s, delivery, outcome=outcome, started_at=started, error=error, next_attempt_at=when)
             log.warning("delivery failed", outcome=outcome, attempt=delivery.attempts, error=error["text"])

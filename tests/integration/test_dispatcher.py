@@ -46,11 +46,12 @@ class Flaky:
     def __init__(self, failures: int, retryable: bool = True) -> None:
         self.failures, self.retryable, self.sent = failures, retryable, []  # type: ignore[var-annotated]
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
         if self.failures > 0:
             self.failures -= 1
             raise SinkError("peer unavailable", retryable=self.retryable)
         self.sent.append((name, idempotency_key, payload))
+        return None
 
 
 def _make_due(gateway: Gateway) -> None:
@@ -115,7 +116,7 @@ def test_an_expired_lease_is_reclaimed_and_resent_under_the_same_key(
         [(first_id, token), *_] = outbox.claim_due(s, limit=10, lease=timedelta(seconds=-1))
     prepared = gateway.dispatcher._prepare(first_id, token)  # rendered and sent, then the process died
     assert prepared is not None
-    _, payload, name, key, _ = prepared
+    _, payload, name, key, *_ = prepared
     gateway.dispatcher.sinks["conpas-prenotice"].send(payload, name=name, idempotency_key=key)
     assert gateway.dispatcher.run_once() == 3  # leases expired: all three taken again
     files = sorted((tmp_path / "outbox" / "conpas").glob("*.json"))
@@ -218,7 +219,9 @@ def test_a_renderer_bug_kills_the_delivery_instead_of_leaving_it_claimed(
 
 def test_a_sink_that_raises_something_unexpected_is_retried(gateway: Gateway, coparn: bytes) -> None:
     class Broken:
-        def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+        def send(
+            self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None
+        ) -> bytes | None:
             raise KeyError("bug")
 
     gateway.accept(coparn, channel="drops")

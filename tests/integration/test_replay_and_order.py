@@ -31,10 +31,11 @@ class Recorder:
         self.retryable = retryable
         self.sent: list[tuple[str, str, bytes]] = []
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
         if self.failing(name):
             raise SinkError("peer unavailable", retryable=self.retryable)
         self.sent.append((name, idempotency_key, payload))
+        return None
 
 
 def _gateway(tmp_path: Path, database_url: str, **route: Any) -> Gateway:

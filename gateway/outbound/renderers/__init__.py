@@ -41,6 +41,8 @@ class RenderContext:
 
 
 Renderer = Callable[[Session, Delivery, RenderContext], Rendered]
+# records a peer's answer to a delivered payload (the HTTP response body) in the session that settles it
+AnswerRecorder = Callable[[Session, Delivery, bytes, RenderContext], None]
 
 
 def renderer(name: str) -> Renderer:
@@ -54,3 +56,11 @@ def renderer(name: str) -> Renderer:
         "naccs": naccs_renderer.render,
     }
     return known[name]
+
+
+def answer_recorder(name: str) -> AnswerRecorder | None:
+    """The ``record_answer`` of renderer ``name``'s module, or None when its peers' answers are not recorded."""
+    from gateway.outbound.renderers import conpas
+
+    known: dict[str, AnswerRecorder] = {"conpas": conpas.record_answer}
+    return known.get(name)

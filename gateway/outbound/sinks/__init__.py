@@ -23,11 +23,40 @@ class SinkError(Exception):
 
 
 class Sink(Protocol):
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
-        """Deliver ``payload``; sending the same idempotency key twice must have the effect of once."""
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
+        """Deliver ``payload``; sending the same idempotency key twice must have the effect of once.
+
+        ``content_type`` is the rendered message's own type (``application/json`` for CONPAS, ``text/plain`` for
+        NACCS); a sink with a type on the wire uses it unless its config sets one. Returns the peer's answer
+        (the HTTP response body) where the transport has one, else None."""
+
+
+class RouteSink:
+    """A route's sink whose errors name the route: ``route conpas-prenotice: POST https://...: ...``."""
+
+    def __init__(self, inner: Sink, route: str) -> None:
+        self.inner = inner
+        self.route = route
+
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
+        try:
+            return self.inner.send(payload, name=name, idempotency_key=idempotency_key, content_type=content_type)
+        except SinkError as exc:
+            raise SinkError(f"route {self.route}: {exc}", retryable=exc.retryable, retry_after=exc.retry_after) from exc
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
 
 
 def make_sink(config: SinkConfig, route: str = "") -> Sink:
+    """The sink ``config`` describes; with ``route``, its errors start with ``route <name>:``."""
+    sink = _make(config, route)
+    return RouteSink(sink, route) if route else sink
+
+
+def _make(config: SinkConfig, route: str) -> Sink:
     if isinstance(config, FolderSink):
         from gateway.outbound.sinks.folder import FolderSinkWriter
 

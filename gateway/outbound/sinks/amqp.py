@@ -68,12 +68,15 @@ class AmqpSinkPublisher:
         """Close this thread's connection."""
         self._drop()
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
         cfg = self.config
+        # the route's own content_type wins when routes.yaml sets one; otherwise the rendered message's type
+        if "content_type" in cfg.model_fields_set or content_type is None:
+            content_type = cfg.content_type
         target = f"exchange {cfg.exchange!r} routing key {cfg.routing_key!r}"
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent,
-            content_type=cfg.content_type,
+            content_type=content_type,
             message_id=idempotency_key,
             headers={**cfg.headers, "file_name": name},
         )
@@ -92,3 +95,4 @@ class AmqpSinkPublisher:
         except (pe.AMQPError, OSError) as exc:  # connection refused, lost, timed out, blocked too long
             self._drop()
             raise SinkError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        return None

@@ -16,7 +16,7 @@ class FolderSinkWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
         if "/" in name or name.startswith("."):
             raise SinkError(f"refusing unsafe file name {name!r}", retryable=False)
         tmp = self.path / f".{idempotency_key}.tmp"
@@ -36,3 +36,4 @@ class FolderSinkWriter:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
             raise SinkError(f"cannot write {self.path / name}: {exc.strerror}", retryable=True) from exc
+        return None

@@ -34,8 +34,11 @@ class HttpSinkSender:
     def close(self) -> None:
         self.client.close()
 
-    def _headers(self, idempotency_key: str) -> dict[str, str]:
-        headers = {"Content-Type": self.config.content_type, **self.config.headers}
+    def _headers(self, idempotency_key: str, content_type: str | None) -> dict[str, str]:
+        # the route's own content_type wins when routes.yaml sets one; otherwise the rendered message's type
+        if "content_type" in self.config.model_fields_set or content_type is None:
+            content_type = self.config.content_type
+        headers = {"Content-Type": content_type, **self.config.headers}
         for header, variable in self.config.headers_env.items():
             value = os.environ.get(variable)
             if value is None:  # a retry would not find it either: the process must be restarted with it
@@ -46,18 +49,20 @@ class HttpSinkSender:
         headers["Idempotency-Key"] = idempotency_key
         return headers
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
+        """The answer's body on 2xx (b"" when it has none); SinkError otherwise."""
         cfg = self.config
         target = f"{cfg.method} {cfg.url}"
+        headers = self._headers(idempotency_key, content_type)
         try:
-            answer = self.client.request(cfg.method, cfg.url, content=payload, headers=self._headers(idempotency_key))
+            answer = self.client.request(cfg.method, cfg.url, content=payload, headers=headers)
         except httpx.TimeoutException as exc:
             raise SinkError(f"{target}: timed out ({type(exc).__name__})", retryable=True) from exc
         except httpx.TransportError as exc:  # refused, reset, DNS, TLS (a bad certificate may be replaced)
             raise SinkError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
         status = answer.status_code
         if 200 <= status < 300:
-            return
+            return answer.content
         body = answer.content[:BODY_IN_ERROR].decode("utf-8", errors="replace")
         text = f"{target} answered {status} {answer.reason_phrase}: {body}"
         if status >= 500 or status == 429:

@@ -65,7 +65,7 @@ class SftpSinkUploader:
         self._transport, self._sftp = transport, sftp
         return sftp
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
         if "/" in name or name.startswith(".") or not name:
             raise SinkError(f"refusing unsafe file name {name!r}", retryable=False)
         cfg = self.config
@@ -96,6 +96,7 @@ class SftpSinkUploader:
                 self._remove_quietly(sftp, tmp)
                 self._drop()
                 raise SinkError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        return None
 
     def _remove_quietly(self, sftp: paramiko.SFTPClient, path: str) -> None:
         if self._transport is None or not self._transport.is_active():

@@ -82,7 +82,8 @@ class SmtpSinkMailer:
             raise
         return server
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
+        """The mail body is always the NACCS ``text/plain`` of the configured charset; ``content_type`` is not used."""
         cfg = self.config
         where = f"smtp {cfg.host}:{cfg.port}"
         mail = self.message(payload, idempotency_key=idempotency_key)
@@ -111,6 +112,7 @@ class SmtpSinkMailer:
             raise SinkError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from exc
         if refused:
             raise SinkError(f"{where}: mailed, but some recipients refused: {_refusals(refused)}", retryable=False)
+        return None
 
 
 def _refusals(recipients: Mapping[str, tuple[int, bytes | str]]) -> str:

@@ -200,9 +200,9 @@ class Slowed:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
-    def send(self, payload: bytes, *, name: str, idempotency_key: str) -> None:
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
         time.sleep(0.02)
-        self.sink.send(payload, name=name, idempotency_key=idempotency_key)
+        return self.sink.send(payload, name=name, idempotency_key=idempotency_key, content_type=content_type)
 
 
 def test_a_broker_restart_in_the_middle_of_a_publish_run_loses_nothing(

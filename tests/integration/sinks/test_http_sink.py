@@ -234,3 +234,85 @@ def test_tls_is_verified_a_self_signed_peer_needs_ca_file(tmp_path: Path) -> Non
             b'{"ok": 1}', name="a.json", idempotency_key="k2"
         )
         assert [(r.body, r.headers["Idempotency-Key"]) for r in peer.received] == [(b'{"ok": 1}', "k2")]
+
+
+def test_retry_after_is_honoured_and_the_error_names_the_route(peer: Peer, tmp_path: Path, database_url: str) -> None:
+    """429 with Retry-After: 2 while the policy would wait 100 ms: the next attempt is due no sooner than 2 s after
+    the failed one, then the 200 settles it. The error names the route. Breaks if the dispatcher ignores
+    SinkError.retry_after (the retry would come after 100 ms) or make_sink is not given the route's name."""
+    peer.script = [(429, b"slow down", {"Retry-After": "2"})]
+    gw = gateway_to(tmp_path, database_url, {"type": "http", "url": peer.url})
+    try:
+        gw.accept(coparn(1), channel="drops")
+        gw.dispatcher.run_once()
+        [(delivery, attempts)] = deliveries(gw)
+        assert (delivery.status, [a.outcome for a in attempts]) == ("pending", ["retry"])
+        assert attempts[0].finished_at is not None and delivery.next_attempt_at is not None
+        assert (delivery.next_attempt_at - attempts[0].finished_at).total_seconds() >= 1.95
+        assert attempts[0].error is not None
+        assert attempts[0].error["text"].startswith("route conpas-prenotice: POST http://127.0.0.1:")
+        drive(gw)
+        [(delivery, attempts)] = deliveries(gw)
+        assert (delivery.status, [a.outcome for a in attempts]) == ("done", ["retry", "ok"])
+        assert gaps(attempts)[0] >= 1.95
+    finally:
+        gw.close()
+
+
+def test_retry_after_past_max_elapsed_is_dead(peer: Peer, tmp_path: Path, database_url: str) -> None:
+    """429 with Retry-After: 120 under max_elapsed 10 s: waiting as asked would go past the policy, so the
+    delivery is dead at once, saying why. Breaks if a Retry-After may stretch a delivery past max_elapsed."""
+    peer.script = [(429, b"come back later", {"Retry-After": "120"})]
+    gw = gateway_to(tmp_path, database_url, {"type": "http", "url": peer.url}, max_elapsed="10s")
+    try:
+        gw.accept(coparn(1), channel="drops")
+        drive(gw)
+        [(delivery, attempts)] = deliveries(gw)
+        assert (delivery.status, [a.outcome for a in attempts]) == ("dead", ["dead"])
+        assert attempts[0].error is not None and "past max_elapsed" in attempts[0].error["text"]
+    finally:
+        gw.close()
+
+
+def test_content_type_is_the_rendered_messages_unless_the_route_sets_one(
+    peer: Peer, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NACCS message goes out as application/x-naccs-edi with its charset (what the renderer stored), a CONPAS
+    one as application/json; a route's own content_type wins. Breaks if the sink sends its config default for
+    every payload (a NACCS message labelled JSON) or the route's override is ignored."""
+    from gateway import config as config_mod
+    from gateway.app import Gateway
+    from gateway.model import Message
+    from tests.conftest import write_config
+    from tests.integration.test_naccs_routes import PASSWORD_ENV, emit, make_deal, naccs_route
+
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    routes = {
+        "naccs-ecr": {**naccs_route("ECR", "shipment.updated"), "to": {"type": "http", "url": peer.url}},
+        "conpas-prenotice": {"on": "container.announced", "render": "conpas", "to": {"type": "http", "url": peer.url}},
+        "conpas-copy": {
+            "on": "container.announced",
+            "render": "conpas",
+            "to": {"type": "http", "url": peer.url, "content_type": "application/vnd.example+json"},
+        },
+    }
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url, routes=routes)))
+    try:
+        deal_id = make_deal(gw)
+        emit(gw, "shipment.updated", deal_id)
+        emit(gw, "container.announced", deal_id, container="MSCU1234566")
+        drive(gw)
+        found = deliveries(gw)
+        assert sorted(d.status for d, _ in found) == ["done"] * 3, [d.last_error for d, _ in found]
+        with gw.sessions() as s:
+            stored = {d.idempotency_key: (d.route, s.get_one(Message, d.message_id).headers) for d, _ in found}
+        sent = {stored[r.headers["Idempotency-Key"]][0]: r.headers["Content-Type"] for r in peer.received}
+        naccs_type = stored[next(k for k, (route, _) in stored.items() if route == "naccs-ecr")][1]["content_type"]
+        assert naccs_type.startswith("application/x-naccs-edi; charset=")
+        assert sent == {
+            "naccs-ecr": naccs_type,
+            "conpas-prenotice": "application/json",
+            "conpas-copy": "application/vnd.example+json",
+        }
+    finally:
+        gw.close()
