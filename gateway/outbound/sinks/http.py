@@ -4,9 +4,13 @@ TLS certificates are always verified: against the system's CAs, or against ``ca_
 private CA; there is no switch to turn verification off. Header values taken from the environment
 (``headers_env``, e.g. a bearer token) are read at each send and never written to a log or an error text.
 
+The ``Content-Type`` is the rendered message's (``send(content_type=)``) unless the route sets ``content_type``.
+A 2xx answer's body is returned to the dispatcher (CONPAS: the pre-matching answer it records).
+
 Classification: 2xx is done; a network error, a timeout, 5xx and 429 are retryable (``Retry-After`` is passed on
-in :attr:`SinkError.retry_after`); 3xx and every other 4xx are permanent. The error text keeps the first 2 KB of
-the answer's body, which is usually where the peer says what was wrong.
+in :attr:`SinkError.retry_after`, and the dispatcher waits at least that long); 3xx and every other 4xx are
+permanent. The error text keeps the first 2 KB of the answer's body, which is usually where the peer says what
+was wrong.
 """
 
 from __future__ import annotations
