@@ -96,6 +96,26 @@ def test_an_unroutable_publish_is_dead_at_once(amqp_queue: TestQueue, tmp_path: 
     assert amqp_queue.count() == 1
 
 
+def test_content_type_is_the_payloads_unless_the_route_sets_one(amqp_queue: TestQueue) -> None:
+    """A NACCS payload is published with its own type, a CONPAS one with application/json; a sink whose config
+    sets content_type uses that for both. Breaks if the sink labels every payload with its config default."""
+    _declare(amqp_queue)
+    naccs_type = "application/x-naccs-edi; charset=euc-jp"
+    own = AmqpSinkPublisher(AmqpSink(type="amqp", url=amqp_queue.url, routing_key=amqp_queue.name))
+    fixed = AmqpSinkPublisher(
+        AmqpSink(type="amqp", url=amqp_queue.url, routing_key=amqp_queue.name, content_type="text/x-fixed")
+    )
+    try:
+        assert own.send(b"ECR", name="a.txt", idempotency_key="k1", content_type=naccs_type) is None
+        own.send(b"{}", name="a.json", idempotency_key="k2", content_type="application/json")
+        fixed.send(b"ECR", name="b.txt", idempotency_key="k3", content_type=naccs_type)
+    finally:
+        own.close()
+        fixed.close()
+    got = {props.message_id: props.content_type for _, props, _ in amqp_queue.take_all(amqp_queue.name)}
+    assert got == {"k1": naccs_type, "k2": "application/json", "k3": "text/x-fixed"}
+
+
 # --- a broker of the test's own ------------------------------------------------------------------------------
 
 
