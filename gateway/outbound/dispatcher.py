@@ -155,7 +155,7 @@ class Dispatcher:
                     raw=rendered.payload,
                     sha256=hashlib.sha256(rendered.payload).hexdigest(),
                     size=len(rendered.payload),
-                    format=rendered.content_type.split("/")[-1],
+                    format=rendered.content_type.split(";")[0].strip().split("/")[-1][:16],  # "json", "x-naccs-edi"
                     message_type=rendered.message_type,
                     status=MessageStatus.RENDERED.value,
                 )

@@ -162,6 +162,7 @@ def test_the_stored_message_has_no_password(naccs_gateway: Gateway, monkeypatch:
     d = delivery(gw, "naccs-ecr")
     with gw.sessions() as s:
         stored = s.get_one(Message, d.message_id).raw
+        assert s.get_one(Message, d.message_id).format == "x-naccs-edi"  # the media type without its charset
     assert b"s3cr3tpw" not in stored and read_input_header(stored).password == ""
     sent = with_password(gw.config.routes["naccs-ecr"], stored)
     assert read_input_header(sent).password == "s3cr3tpw" and len(sent) == len(stored)

@@ -113,6 +113,7 @@ def test_after_move_renames_into_move_to(sshd: Sshd, remote: Path, tmp_path: Pat
     gw = make_gateway(tmp_path, database_url, channel(sshd, remote, after="move", move_to=str(done)))
     with running(gw):
         wait_for(lambda: done.is_dir() and len(list(done.iterdir())) == 2, 20, lambda: sshd.log.read_text())
+        wait_for(lambda: len(stored(gw)) == 2 and all(m.status == "done" for m in stored(gw)), 20)  # the worker
     assert list(remote.iterdir()) == []
     ids = {m.filename: m.id for m in stored(gw)}
     assert sorted(p.name for p in done.iterdir()) == sorted(f"{ids[n]}_{n}" for n in ("a.edi", "b.edi"))
