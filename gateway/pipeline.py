@@ -24,8 +24,9 @@ from gateway.config import ChannelBase, MappingRule, PartnerConfig, RouteConfig,
 from gateway.edifact import Interchange, validator
 from gateway.edifact import Message as EdifactMessage
 from gateway.edifact.envelope import first_error, read_all
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Position
 from gateway.formats import csv as csvformat
+from gateway.formats import json as jsonformat
 from gateway.formats import sniff
 from gateway.formats import xml as xmlformat
 from gateway.mapping import MappingTable
@@ -34,6 +35,7 @@ from gateway.mapping.language import Mapping as LoadedMapping
 from gateway.mapping.sources import CsvSource, XmlSource
 from gateway.model import Message, MessageStatus
 from gateway.naccs.reply import ReplyPart, parse_part
+from gateway.outbound.renderers import conpas
 from gateway.store import messages, outbox
 from gateway.store.canonical import CanonicalWriter
 
@@ -61,6 +63,8 @@ class Work:
     mapped: list[MappedMessage] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)  # CSV rows skipped under `bad_rows: skip`
     naccs: ReplyPart | None = None  # a NACCS output message (or a part of a split one)
+    json_items: list[dict[str, Any]] = field(default_factory=list)  # JSON: the documents of one known "type"
+    json_list: bool = False  # JSON: the payload was a list (positions are $[i]...)
 
     @property
     def partner(self) -> str | None:
@@ -83,6 +87,8 @@ class Work:
                 "interchange_ref": handover or None,
                 "message_count": 1 if self.naccs else 0,
             }
+        if self.format == "json":
+            return {"format": self.format, "message_type": self.message_type, "message_count": len(self.json_items)}
         count = len(self.table.rows) if self.table else (1 if self.document is not None else 0)
         return {"format": self.format, "message_type": self.message_type, "message_count": count}
 
@@ -123,16 +129,34 @@ def parse_naccs(work: Work) -> None:
     work.message_type = f"NACCS-{header.output_code or header.business_code}"[:32]
 
 
+def parse_json(work: Work) -> None:
+    """JSON (``formats/json.py``: size and depth refused before decoding, FMT-9/10); its ``"type"`` says what it
+    is (FMT-11 "no handler for this JSON document" when no reader knows it)."""
+    document = jsonformat.parse(work.message.raw, max_bytes=jsonformat.MAX_BYTES, max_depth=jsonformat.MAX_DEPTH)
+    work.message_type, work.json_items = jsonformat.kind(document)
+    work.json_list = isinstance(document, list)
+
+
+def json_path(work: Work, index: int, inner: str = "$") -> str:
+    """``inner`` (a JSON path inside item ``index``) as a path in the payload: ``$[1].x`` in a list, ``$.x`` else."""
+    return f"$[{index}]{inner[1:]}" if work.json_list else inner
+
+
 PARSERS: dict[str, Callable[[Work], None]] = {
     "edifact": parse_edifact,
     "xml": parse_xml,
+    "json": parse_json,
     "csv": parse_csv,
     "naccs": parse_naccs,
 }
 
 
 def validate(work: Work) -> None:
-    """EDIFACT: envelopes, then each message against ``edifact/``. XML: its schema. CSV: nothing (per row, in map)."""
+    """EDIFACT: envelopes, then each message against ``edifact/``. XML: its schema. JSON: each document against its
+    type's schema (CONPAS answers: ``schemas/conpas-answer.schema.json``, FMT-12). CSV: nothing (per row, in map)."""
+    if work.format == "json":
+        validate_json(work)
+        return
     if work.format == "xml":
         extra = tuple(xmlformat.SchemaEntry(x.namespace, x.root, x.xsd) for x in work.xml.schemas)
         xmlformat.catalog(extra).validate(work.document)
@@ -152,6 +176,22 @@ def validate(work: Work) -> None:
             raise problems[0].as_error(msg.number)
 
 
+def validate_json(work: Work) -> None:
+    """FMT-12 at the first problem of the first invalid document, its JSON path in the payload as position."""
+    for i, item in enumerate(work.json_items):
+        errors = conpas.answer_errors(item)
+        if errors:
+            first = errors[0]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise GatewayError(
+                "FMT-12",
+                f"the CONPAS pre-matching answer does not validate against {conpas.ANSWER_SCHEMA_FILE.name}: "
+                f"{first.message}{more}",
+                Position(path=json_path(work, i, first.json_path)),
+                step="validate",
+            )
+
+
 def map_records(work: Work) -> None:
     if work.format == "xml":
         name = work.message_type
@@ -164,8 +204,8 @@ def map_records(work: Work) -> None:
     if work.format == "csv":
         map_csv_rows(work)
         return
-    if work.format == "naccs":
-        return  # a NACCS reply is not mapped: persist matches it to the message it answers
+    if work.format in ("naccs", "json"):
+        return  # a NACCS reply or a CONPAS answer is not mapped: persist matches it to what it answers
     for msg in work.messages:
         mapping = work.mappings.find(
             format="edifact", message=msg.type, version=msg.version, partner=work.partner, channel=work.message.channel
@@ -192,6 +232,15 @@ def persist(work: Work) -> None:
     writer = CanonicalWriter(work.session, work.message, work.routes)
     if work.naccs is not None:
         writer.naccs_reply(work.naccs)
+    for i, answer in enumerate(work.json_items):  # CONPAS pre-matching answers, recorded as the HTTP path does
+        conpas.record_inbound_answer(
+            work.session,
+            answer,
+            work.routes,
+            message_id=work.message.id,
+            partner=work.partner,
+            path=json_path(work, i),
+        )
     for mapped in work.mapped:
         writer.write(mapped)
     work.message.problems = work.problems

@@ -1,5 +1,5 @@
-"""Inbound formats: recognise a payload (``sniff``); ``xml.py`` and ``csv.py`` read their formats, EDIFACT has
-``gateway/edifact/``."""
+"""Inbound formats: recognise a payload (``sniff``); ``xml.py``, ``csv.py`` and ``json.py`` read their formats,
+EDIFACT has ``gateway/edifact/``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from gateway.errors import GatewayError
 
 
 def sniff(raw: bytes) -> str:
-    """``edifact``, ``xml``, ``csv`` or ``naccs`` from the first bytes; FMT-1 or FMT-3 when it is none of them."""
+    """``edifact``, ``xml``, ``json``, ``csv`` or ``naccs`` from the first bytes (after a UTF-8 byte-order mark and
+    whitespace); FMT-1 or FMT-3 when it is none of them. JSON (``{`` or ``[``) is recognised before CSV: a JSON
+    line holds commas too."""
     if is_naccs_output(raw):
         return "naccs"
     head = raw[:512].removeprefix(b"\xef\xbb\xbf").lstrip()
@@ -17,11 +19,13 @@ def sniff(raw: bytes) -> str:
         return "edifact"
     if head[:1] == b"<":
         return "xml"
+    if head[:1] in (b"{", b"["):
+        return "json"
     first_line = head.split(b"\n", 1)[0]
     if any(sep in first_line for sep in (b",", b";", b"\t")) and b"\x00" not in head:
         return "csv"
     raise GatewayError(
-        "FMT-1", "the payload is neither EDIFACT (UNA/UNB/UNH), XML, CSV nor a NACCS output message", step="parse"
+        "FMT-1", "the payload is neither EDIFACT (UNA/UNB/UNH), XML, JSON, CSV nor a NACCS output message", step="parse"
     )
 
 

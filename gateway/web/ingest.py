@@ -1,4 +1,4 @@
-"""The HTTP channel: ``POST /api/v1/messages`` stores a raw EDIFACT, XML or CSV body and answers 202 after
+"""The HTTP channel: ``POST /api/v1/messages`` stores a raw EDIFACT, XML, JSON or CSV body and answers 202 after
 the commit.
 
 The partner comes from its API key; a body over ``max_body`` is refused (413) before it is read to the end;
@@ -38,6 +38,7 @@ CONTENT_TYPES = {
     "application/xml": "xml",
     "text/xml": "xml",
     "text/csv": "csv",
+    "application/json": "json",
     "text/plain": None,
     "application/octet-stream": None,
 }
@@ -47,7 +48,7 @@ _FILENAME = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "the payload exactly as sent to a partner: an EDIFACT interchange, an XML document or CSV",
+        "description": "the payload exactly as sent: an EDIFACT interchange, an XML or JSON document or CSV",
         "content": {ct: {"schema": {"type": "string", "format": "binary"}} for ct in CONTENT_TYPES},
     },
     "responses": {

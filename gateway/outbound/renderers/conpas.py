@@ -13,11 +13,16 @@ The HTTP peer's answer to a pre-notification is its pre-matching answer (``recor
 "terminal_check": 1, "message": "..."}``. A valid one sets the container's ``conpas_result`` and
 ``conpas_terminal_check``; valid or not, a ``conpas.answered`` event goes on the deal's timeline, an invalid one
 with its ``problems`` (the delivery stays done: CONPAS has the pre-notification).
+
+The same answer can come later as a message of its own (CONPAS calls back or drops a file): the pipeline reads it
+as JSON with ``"type": "conpas.prematching_answer"``, validates it against the same schema and hands it to
+``record_inbound_answer``. Both paths record through ``apply_answer``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.config import RouteConfig
+from gateway.errors import GatewayError, Position
 from gateway.model import Container, Deal, Delivery, Form
 from gateway.outbound.renderers import RenderContext, Rendered, RenderError
 from gateway.store import outbox
@@ -85,10 +92,14 @@ def render(session: Session, delivery: Delivery, _context: RenderContext) -> Ren
     )
 
 
+def answer_errors(answer: Any) -> list[jsonschema.ValidationError]:
+    """Where a decoded pre-matching answer breaks ``schemas/conpas-answer.schema.json``, in document order."""
+    return sorted(validator(ANSWER_SCHEMA_FILE).iter_errors(answer), key=lambda e: list(e.absolute_path))
+
+
 def answer_problems(answer: Any, container_number: str) -> list[str]:
     """What is wrong with a decoded pre-matching answer to the pre-notification of ``container_number``."""
-    errors = sorted(validator(ANSWER_SCHEMA_FILE).iter_errors(answer), key=lambda e: list(e.absolute_path))
-    problems = [f"{e.json_path}: {e.message}" for e in errors[:5]]
+    problems = [f"{e.json_path}: {e.message}" for e in answer_errors(answer)[:5]]
     if not problems and answer["container_number"] != container_number:
         problems.append(
             f"$.container_number: {answer['container_number']!r} answers a pre-notification for {container_number}"
@@ -97,35 +108,97 @@ def answer_problems(answer: Any, container_number: str) -> list[str]:
 
 
 def record_answer(session: Session, delivery: Delivery, answer: bytes, context: RenderContext) -> None:
-    """Record CONPAS's pre-matching answer to the pre-notification ``delivery`` sent: the container's CONPAS
-    columns (valid answers only) and a ``conpas.answered`` event (always; with ``problems`` when invalid)."""
+    """Record CONPAS's pre-matching answer to the pre-notification ``delivery`` sent (the HTTP answer body): the
+    container's CONPAS columns (valid answers only) and a ``conpas.answered`` event (always; with ``problems``
+    when invalid), naming the outbound message."""
     container = session.get(Container, delivery.container_id) if delivery.container_id else None
     if container is None:
         log.warning("CONPAS answer for a delivery without a container", delivery_id=delivery.id)
         return
-    detail: dict[str, Any] = {"delivery_id": delivery.id, "route": delivery.route}
+    decoded: Any
     try:
-        decoded: Any = json.loads(answer)
+        decoded = json.loads(answer)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        detail["answer"] = answer[:ANSWER_IN_EVENT].decode("utf-8", errors="replace")
+        decoded = answer[:ANSWER_IN_EVENT].decode("utf-8", errors="replace")
         problems = [f"the answer is not JSON: {exc}"]
     else:
-        detail["answer"] = decoded
         problems = answer_problems(decoded, container.number)
+    detail = {"delivery_id": delivery.id, "route": delivery.route}
+    apply_answer(session, container, decoded, problems, context.routes, message_id=delivery.message_id, detail=detail)
+
+
+def record_inbound_answer(
+    session: Session,
+    answer: dict[str, Any],
+    routes: Mapping[str, RouteConfig],
+    *,
+    message_id: int,
+    partner: str | None,
+    path: str = "$",
+) -> None:
+    """Record a valid pre-matching answer that came as a message of its own (``pipeline``: JSON with
+    ``"type": "conpas.prematching_answer"``), naming the inbound message ``message_id``.
+
+    Its container: the one of the pre-notification it echoes (``pre_notification_id`` = the delivery's
+    idempotency key), else the newest container row with its number (a number is reused over the years; the
+    newest row is the current use). PER-3 when no container has the number (MAP-3 when the echoed
+    pre-notification was for another container); ``path`` is the answer's place in the payload (``$[2]``)."""
+    number = answer["container_number"]
+    delivery = None
+    if answer.get("pre_notification_id"):
+        delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == answer["pre_notification_id"]))
+    container = session.get(Container, delivery.container_id) if delivery and delivery.container_id else None
+    if container is not None and container.number != number:
+        raise GatewayError(
+            "MAP-3",
+            f"the answer for container {number} echoes pre-notification {answer['pre_notification_id']}, "
+            f"which was for container {container.number}",
+            Position(path=f"{path}.container_number"),
+            step="persist",
+        )
+    if container is None:
+        container = session.scalar(select(Container).where(Container.number == number).order_by(Container.id.desc()))
+    if container is None:
+        raise GatewayError(
+            "PER-3",
+            f"the CONPAS answer names container {number}, which the store does not know",
+            Position(path=f"{path}.container_number"),
+            step="persist",
+        )
+    detail: dict[str, Any] = {"delivery_id": delivery.id, "route": delivery.route} if delivery else {}
+    apply_answer(session, container, answer, [], routes, message_id=message_id, detail=detail, partner=partner)
+
+
+def apply_answer(
+    session: Session,
+    container: Container,
+    answer: Any,
+    problems: list[str],
+    routes: Mapping[str, RouteConfig],
+    *,
+    message_id: int | None,
+    detail: dict[str, Any],
+    partner: str | None = None,
+) -> None:
+    """The one place a pre-matching answer is recorded, however it came: a valid one (no ``problems``) sets the
+    container's ``conpas_result`` and ``conpas_terminal_check``; valid or not, ``conpas.answered`` goes on the
+    deal's timeline with the answer, naming ``message_id`` (the pre-notification for an HTTP answer, the inbound
+    message for an answer that came on its own)."""
+    detail = {**detail, "answer": answer}
     if problems:
         detail["problems"] = problems
         log.warning("invalid CONPAS pre-matching answer", container=container.number, problems=problems)
     else:
-        container.conpas_result = decoded["prematching_result"]
-        container.conpas_terminal_check = decoded["terminal_check"]
+        container.conpas_result = answer["prematching_result"]
+        container.conpas_terminal_check = answer["terminal_check"]
         detail.update(
-            prematching_result=decoded["prematching_result"],
-            terminal_check=decoded["terminal_check"],
-            message=decoded.get("message"),
+            prematching_result=answer["prematching_result"],
+            terminal_check=answer["terminal_check"],
+            message=answer.get("message"),
         )
     deal = session.get(Deal, container.deal_id) if container.deal_id else None
     facts = {
-        "partner": None,
+        "partner": partner,
         "message_type": "CONPAS-ANSWER",
         "full_empty": container.full_empty,
         "direction": deal.direction if deal else None,
@@ -133,9 +206,9 @@ def record_answer(session: Session, delivery: Delivery, answer: bytes, context: 
     outbox.emit(
         session,
         "conpas.answered",
-        context.routes,
+        routes,
         facts,
-        message_id=delivery.message_id,
+        message_id=message_id,
         deal_id=container.deal_id,
         container_id=container.id,
         detail=detail,
