@@ -42,7 +42,7 @@ CODES: dict[str, str] = {
     "FMT-8": "CSV cannot be read: undecodable bytes, no header, or a row longer than the header",
     "FMT-9": "JSON is not well-formed (or not UTF-8)",
     "FMT-10": "JSON refused for safety: too large, too deep, an oversized number, NaN/Infinity or a repeated key",
-    "FMT-11": "no handler for this JSON document: no known \"type\"",
+    "FMT-11": 'no handler for this JSON document: no known "type"',
     "FMT-12": "a JSON document does not validate against its schema",
     "MAP-1": "no mapping in routes.yaml matches this message",
     "MAP-2": "a required value is missing from the input",
