@@ -475,6 +475,94 @@ def edifact_validate(file: Any, contrl: bool, reference: str | None, versions: t
     sys.exit(EXIT_REJECTED if errors else 0)
 
 
+@main.group()
+def users() -> None:
+    """Dashboard users (login, role, partner)."""
+
+
+@users.command("add")
+@click.argument("login")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@click.option("--partner", "partner_code", default=None, help="partner code: the user sees only its data")
+@click.option("--password-stdin", is_flag=True, help="read the password from the first line of stdin")
+@click.pass_obj
+def users_add(obj: Context, login: str, role: str, partner_code: str | None, password_stdin: bool) -> None:
+    """Add a user; the password comes from a prompt (or stdin), never from the command line."""
+    from gateway.store import audit
+    from gateway.store import users as store
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    gw = obj.gateway()
+    try:
+        with gw.sessions.begin() as s:
+            try:
+                user = store.add(s, login, password, role, partner_code)
+            except store.UserError as exc:
+                click.echo(str(exc), err=True)
+                sys.exit(EXIT_USAGE)
+            detail = {"login": login, "role": role, "partner": partner_code}
+            audit.record(s, "cli", "user.add", ("user", user.id), detail)
+        click.echo(f"user {login} added ({role}{', partner ' + partner_code if partner_code else ''})")
+    finally:
+        gw.close()
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def users_list(obj: Context, as_json: bool) -> None:
+    """Every user: login, role, partner, active, created."""
+    from gateway.store import users as store
+
+    gw = obj.gateway()
+    try:
+        with gw.sessions() as s:
+            rows = [
+                {
+                    "login": u.login,
+                    "role": u.role,
+                    "partner": u.partner.code if u.partner else None,
+                    "active": u.active,
+                    "created_at": u.created_at.isoformat(),
+                }
+                for u in store.all_users(s)
+            ]
+    finally:
+        gw.close()
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            state = "active" if row["active"] else "disabled"
+            partner = row["partner"] or "-"
+            click.echo(f"{row['login']:<24} {row['role']:<9} {partner:<12} {state:<9} {row['created_at']}")
+
+
+@users.command("disable")
+@click.argument("login")
+@click.pass_obj
+def users_disable(obj: Context, login: str) -> None:
+    """Disable a user: it can no longer log in, and its open sessions stop working."""
+    from gateway.store import audit
+    from gateway.store import users as store
+
+    gw = obj.gateway()
+    try:
+        with gw.sessions.begin() as s:
+            try:
+                user = store.disable(s, login)
+            except store.UserError as exc:
+                click.echo(str(exc), err=True)
+                sys.exit(EXIT_REJECTED)
+            audit.record(s, "cli", "user.disable", ("user", user.id), {"login": login})
+        click.echo(f"user {login} disabled")
+    finally:
+        gw.close()
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema."""

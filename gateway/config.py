@@ -55,6 +55,8 @@ class HttpConfig(Section):
     port: int = Field(default=8080, ge=0, le=65535)
     # sha256 digests of the keys a Prometheus scraper sends (Bearer); with none, /metrics answers loopback only
     metrics_key_sha256: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = []
+    # how long a dashboard login lasts (from login; then the user logs in again)
+    session_hours: float = Field(default=8, gt=0, le=720)
 
 
 class PartnerConfig(Section):

@@ -442,3 +442,63 @@ class DeliveryAttempt(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempt_log")
+
+
+class Role(enum.StrEnum):
+    """Dashboard roles, each allowed what the one before it may do: viewer < operator < admin."""
+
+    VIEWER = "viewer"  # reads
+    OPERATOR = "operator"  # retries, reprocesses, discards
+    ADMIN = "admin"  # also the audit log and users
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class User(Base):
+    """A person who logs into the dashboard. A user with a partner sees only that partner's deals and messages."""
+
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))  # argon2id, PHC string
+    role: Mapped[str] = mapped_column(String(16))  # Role
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partner.id"))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    partner: Mapped[Partner | None] = relationship()
+
+
+class WebSession(Base):
+    """A logged-in browser. ``id`` is the sha256 of the cookie's random token, so the table alone opens nothing."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    user: Mapped[User] = relationship()
+
+
+class Audit(Base):
+    """Who did what, when, to what: every dashboard action, login and logout (``gateway/store/audit.py``)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_target", "target_kind", "target_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # the login name as given (kept for failed logins of unknown names and for the CLI, "cli")
+    login: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))  # e.g. login, login.failed, message.reprocess
+    target_kind: Mapped[str | None] = mapped_column(String(32))  # message, delivery, deal, user, ...
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

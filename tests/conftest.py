@@ -22,7 +22,7 @@ from gateway.app import Gateway
 from gateway.model import Base
 from gateway.store import db
 
-pytest_plugins = ["tests.services.sshd", "tests.services.rabbitmq"]
+pytest_plugins = ["tests.services.sshd", "tests.services.rabbitmq", "tests.services.browser"]
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("GATEWAY_TEST_CORPUS", REPO.parent / "shared" / "corpus"))  # ../shared/corpus

@@ -19,6 +19,7 @@ from gateway.config import HttpChannel
 from gateway.metrics import CONTENT_TYPE
 from gateway.model import Message, Partner
 from gateway.store import messages
+from gateway.web import dashboard
 from gateway.web.auth import matches, partner_dependency, presented_key
 from gateway.web.ingest import ingest_router
 
@@ -32,6 +33,7 @@ def create_app(gateway: "Gateway") -> FastAPI:
     for name, channel in gateway.config.channels.items():
         if isinstance(channel, HttpChannel) and channel.enabled:
             app.include_router(ingest_router(gateway, name, channel))
+    dashboard.mount(app, gateway)  # the operator dashboard: /login, /dashboard/...
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
