@@ -27,7 +27,7 @@ def routers(web: Web) -> list[APIRouter]:
     """One router per page module; ``web.paths`` learns every path they serve (the navigation links those)."""
     made = [page.routes(web) for page in PAGES]
     routes = [r for router in made for r in router.routes if isinstance(r, APIRoute)]
-    web.paths = {(method, r.path) for r in routes for method in r.methods}
+    web.paths = {(method, r.path) for r in routes for method in r.methods or ()}
     return made
 
 
