@@ -73,6 +73,35 @@ class Party(Record):
     address: str | None = None
 
 
+class GoodsItem(Record):
+    """One goods item (declaration line): what ``deal.details.goods`` lists and the NACCS EDA/IDA lines read.
+
+    EDIFACT: a GID group (GID packages, PIA HS code, FTX+AAA description, MEA+WT gross, LOC+27 origin).
+    """
+
+    item_number: str | None = None  # the sender's line number (GID 1)
+    hs_code: str | None = None  # HS / statistical code
+    description: str | None = None
+    origin_country: str | None = None  # ISO 3166 alpha-2
+    packages: int | None = None
+    package_type: str | None = None  # package type code (CT, PK, ...)
+    gross_kg: float | None = None
+    volume_m3: float | None = None
+    quantity: float | None = None  # the statistical quantity, in quantity_unit
+    quantity_unit: str | None = None
+    value: float | None = None  # the declared value, in currency
+    currency: str | None = None
+    other_law_codes: list[str] | None = None  # NACCS 他法令コード, at most 5
+
+
+class Equipment(Record):
+    """Requested or used equipment by type: what ``deal.details.equipment`` lists and NACCS BKR reads."""
+
+    size_type: str  # ISO 6346 size-type, e.g. 45G1
+    quantity: int = 1
+    full_empty: Literal["full", "empty"] | None = None
+
+
 # The Cyber Port forms (帳票) a message may fill; see gateway.model.FORM_TYPES.
 FormCode = Literal["UL040", "UL050", "UL090", "UL100", "UL150", "UL290", "DG", "VGM"]
 
@@ -104,12 +133,38 @@ class ShipmentRecord(Record):
     volume_m3: float | None = None
     description: str | None = None
     customs_declaration: str | None = None
+    customs_office: str | None = None  # the customs office code of the declaration (NACCS 官署コード)
+    bonded_area: str | None = None  # where the goods are stored (NACCS 蔵置場コード)
+    remarks_ja: str | None = None  # free remarks, kanji allowed
+    # a whole list: a newer message replaces it, an older one leaves it (deal.details.goods / .equipment)
+    goods: list[GoodsItem] | None = None
+    equipment: list[Equipment] | None = None
 
     @model_validator(mode="after")
     def _keyed(self) -> ShipmentRecord:
         if not (self.bl_number or self.booking_number):
             raise ValueError("a shipment needs bl_number or booking_number")
         return self
+
+
+class _ShipmentPart(Record):
+    """A part of a shipment the mapping language produces with its own ``each`` (one per EDIFACT group).
+
+    :class:`MappedMessage` moves it into the ``goods`` (``equipment``) list of the shipment record of the same
+    message it names by ``bl_number`` or ``booking_number``, else of the message's only shipment; it is never
+    stored on its own.
+    """
+
+    bl_number: str | None = None
+    booking_number: str | None = None
+
+
+class GoodsItemRecord(_ShipmentPart, GoodsItem):
+    entity: Literal["goods_item"] = "goods_item"
+
+
+class EquipmentRecord(_ShipmentPart, Equipment):
+    entity: Literal["equipment"] = "equipment"
 
 
 class ContainerRecord(Record):
@@ -205,6 +260,8 @@ RECORD_TYPES: dict[str, type[Record]] = {
     "vessel_call": VesselCallRecord,
     "booking": BookingRecord,
     "shipment": ShipmentRecord,
+    "goods_item": GoodsItemRecord,
+    "equipment": EquipmentRecord,
     "container": ContainerRecord,
     "container_event": ContainerEventRecord,
     "customs_status": CustomsStatusRecord,
@@ -214,6 +271,8 @@ AnyRecord = Annotated[
     VesselCallRecord
     | BookingRecord
     | ShipmentRecord
+    | GoodsItemRecord  # only until MappedMessage has moved it into its shipment
+    | EquipmentRecord  # the same
     | ContainerRecord
     | ContainerEventRecord
     | CustomsStatusRecord
@@ -236,5 +295,61 @@ class MappedMessage(BaseModel):
     issued_at: datetime | None = None
     records: list[AnyRecord]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _parts_into_shipments(cls, data: Any) -> Any:
+        """Goods items and equipment go into the lists of their shipment (see :class:`_ShipmentPart`)."""
+        if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+            return data
+        records = [
+            RECORD_TYPES[r["entity"]].model_validate(r) if isinstance(r, dict) and r.get("entity") in _PARTS else r
+            for r in data["records"]
+        ]
+        if not any(isinstance(r, _ShipmentPart) for r in records):
+            return data
+        records = [RECORD_TYPES["shipment"].model_validate(r) if _is_shipment(r) else r for r in records]
+        shipments = [r for r in records if isinstance(r, ShipmentRecord)]
+        kept: list[Any] = []
+        for record in records:
+            if not isinstance(record, GoodsItemRecord | EquipmentRecord):
+                kept.append(record)
+                continue
+            shipment = _shipment_of(record, shipments)
+            if isinstance(record, GoodsItemRecord):
+                item = GoodsItem.model_validate(record.model_dump(include=set(GoodsItem.model_fields)))
+                shipment.goods = [*(shipment.goods or []), item]
+            else:
+                shipment.equipment = _add_equipment(shipment.equipment or [], record)
+        return {**data, "records": kept}
+
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+_PARTS = ("goods_item", "equipment")
+
+
+def _is_shipment(record: Any) -> bool:
+    return isinstance(record, dict) and record.get("entity") == "shipment"
+
+
+def _shipment_of(part: _ShipmentPart, shipments: list[ShipmentRecord]) -> ShipmentRecord:
+    for shipment in shipments:
+        if (part.bl_number and part.bl_number == shipment.bl_number) or (
+            part.booking_number and part.booking_number == shipment.booking_number
+        ):
+            return shipment
+    if len(shipments) == 1 and not (part.bl_number or part.booking_number):
+        return shipments[0]
+    named = part.bl_number or part.booking_number
+    which = f"the shipment {named!r}" if named else "exactly one shipment"
+    raise ValueError(f"a {part.entity} record needs {which} in the same message")  # type: ignore[attr-defined]
+
+
+def _add_equipment(listed: list[Equipment], record: EquipmentRecord) -> list[Equipment]:
+    """Equipment of the same size-type and full/empty is one entry with the quantities added up."""
+    for entry in listed:
+        if (entry.size_type, entry.full_empty) == (record.size_type, record.full_empty):
+            entry.quantity += record.quantity
+            return listed
+    return [*listed, Equipment(size_type=record.size_type, quantity=record.quantity, full_empty=record.full_empty)]

@@ -140,8 +140,9 @@ class CanonicalWriter:
                 self.container_event(record, ctx)
             elif isinstance(record, CustomsStatusRecord):
                 self.customs_status(record, ctx)
-            else:
+            elif isinstance(record, AcknowledgementRecord):
                 self.acknowledgement(record, ctx)
+            # goods_item and equipment records are in their shipment's goods/equipment by now (MappedMessage)
         self.settle_shipments(ctx)
 
     # --- events --------------------------------------------------------------------------------------------
@@ -591,7 +592,10 @@ def _assign(row: Any, values: Mapping[str, Any], stamp: str) -> tuple[list[str],
 
 
 def _merge(row: Any, column: str, values: Mapping[str, Any], stamp: str) -> list[str]:
-    """:func:`_assign` for the keys of a JSON column (``as_of`` keys are ``column.key``)."""
+    """:func:`_assign` for the keys of a JSON column (``as_of`` keys are ``column.key``).
+
+    A key's value is one value, whatever its shape: a list such as ``details.goods`` or ``details.equipment``
+    is replaced as a whole by a newer message and left alone by an older one, never merged item by item."""
     times = dict(row.as_of or {})
     current = dict(getattr(row, column) or {})
     changed = []
