@@ -97,7 +97,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     elif request.param == "postgresql":
         url = request.getfixturevalue("pg_schema_ready")
         engine = db.make_engine(url)
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)  # quoted: "user" is reserved
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
