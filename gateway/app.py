@@ -96,14 +96,22 @@ class Gateway:
         filename: str | None = None,
         headers: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        resubmitted_from: int | None = None,
     ) -> Receipt:
         """Store ``raw`` (committed) and leave it to the worker; the channel acknowledges its sender after this.
 
-        The partner is the one given, else the channel's (``channels.*.partner``), else the UNB sender's."""
+        The partner is the one given, else the channel's (``channels.*.partner``), else the UNB sender's.
+        ``resubmitted_from``: the failed message this one is an operator's edited copy of (dashboard)."""
         configured = self.config.channels.get(channel)
         partner = partner or (configured.owner if configured else None) or self.partner_of(raw)
         receipt = self.store.receive(
-            raw, channel=channel, partner=partner, filename=filename, headers=headers, idempotency_key=idempotency_key
+            raw,
+            channel=channel,
+            partner=partner,
+            filename=filename,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            resubmitted_from=resubmitted_from,
         )
         if receipt.replayed:
             log.info("request replayed", message_id=receipt.message_id, channel=channel)

@@ -93,6 +93,7 @@ class MessageStatus(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     DUPLICATE = "duplicate"
+    DISCARDED = "discarded"  # a failed message an operator gave up on, with a reason (dashboard)
     # outbound payloads
     RENDERED = "rendered"
     SENT = "sent"
@@ -320,7 +321,7 @@ class Event(Base):
     """The deal's timeline: what happened, when, and which message caused it."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_deal", "deal_id", "id"),)
+    __table_args__ = (Index("ix_event_deal", "deal_id", "id"), Index("ix_event_message", "message_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deal.id"))
@@ -343,6 +344,13 @@ class Message(Base):
         Index("ix_message_received_at", "received_at"),
         Index("ux_message_idempotency_key", "idempotency_key", unique=True),
         Index("ux_message_interchange_key", "interchange_key", unique=True),
+        # the dashboard's filters, each keyset-paged by id (migration 0006)
+        Index("ix_message_channel", "channel", "id"),
+        Index("ix_message_partner", "partner_id", "id"),
+        Index("ix_message_type", "message_type", "id"),
+        Index("ix_message_error_code", "error_code", "id"),
+        Index("ix_message_duplicate_of", "duplicate_of_id"),
+        Index("ix_message_resubmitted_from", "resubmitted_from_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -377,6 +385,8 @@ class Message(Base):
     steps: Mapped[list[Any]] = mapped_column(default=list)  # [{"step", "status", "at"}]
     # problems that did not fail the message: CSV rows skipped under `bad_rows: skip` ([error dict + row])
     problems: Mapped[list[Any]] = mapped_column(default=list)
+    # an operator's edited copy of a failed message (dashboard "edit and resubmit"); the original stays as it was
+    resubmitted_from_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     partner: Mapped[Partner | None] = relationship()
@@ -406,6 +416,8 @@ class Delivery(Base):
         # ordering per key (RouteConfig.order_by): "is an earlier delivery of this route and key still open?"
         Index("ix_delivery_route_container", "route", "container_id", "id"),
         Index("ix_delivery_route_deal", "route", "deal_id", "id"),
+        Index("ix_delivery_event", "event_id"),  # the deliveries a message caused (through its events)
+        Index("ix_delivery_status_id", "status", "id"),  # dashboard: dead deliveries, keyset-paged by id
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -84,6 +84,7 @@ class MessageStore:
         filename: str | None = None,
         headers: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        resubmitted_from: int | None = None,
     ) -> Receipt:
         """Store ``raw`` and commit; the caller may acknowledge its sender once this returns.
 
@@ -108,6 +109,7 @@ class MessageStore:
             sha256=sha,
             size=len(raw),
             idempotency_key=idem_key,
+            resubmitted_from_id=resubmitted_from,
         )
         for _ in range(3):  # a concurrent receiver may win a unique key between our read and write
             try:
@@ -129,7 +131,7 @@ class MessageStore:
         reason = "same bytes" if original is not None else None
         if original is None and ref_key is not None:
             first = s.scalar(select(Message).where(Message.interchange_key == ref_key).with_for_update())
-            if first is not None and first.status == MessageStatus.FAILED.value:
+            if first is not None and first.status in (MessageStatus.FAILED.value, MessageStatus.DISCARDED.value):
                 first.interchange_key = None  # a corrected resend of a rejected interchange is processed
                 s.flush()
             elif first is not None:
@@ -269,3 +271,172 @@ def summary(msg: Message) -> dict[str, Any]:
         "problems": msg.problems,  # CSV rows left out under `bad_rows: skip`
         "steps": msg.steps,
     }
+
+
+def discard(session: Session, message_id: int, reason: str, by: str) -> Message:
+    """Mark a failed message ``discarded`` (an operator gave up on it); the error and the raw bytes stay."""
+    msg = session.get(Message, message_id, with_for_update=True)
+    if msg is None:
+        raise LookupError(f"no message {message_id}")
+    if msg.status != MessageStatus.FAILED.value:
+        raise ValueError(f"message {message_id} is {msg.status}; only failed messages are discarded")
+    msg.status = MessageStatus.DISCARDED.value
+    msg.steps = [*msg.steps, {**step_entry("discard", "done"), "reason": reason, "by": by}]
+    return msg
+
+
+# ---- the dashboard's message search -------------------------------------------------------------------------
+
+SEARCH_WINDOW = 5000  # messages the payload search looks through per page (the newest that pass the filters)
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """What the dashboard's message list filters on; every field is optional (None or "" = any)."""
+
+    status: str | None = None
+    direction: str | None = None
+    channel: str | None = None
+    partner_id: int | None = None
+    message_type: str | None = None
+    error_code: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None  # exclusive
+    reference: str | None = None  # a B/L, booking or container number the message touched
+    search: str | None = None  # a substring of the raw payload
+
+
+@dataclass(frozen=True)
+class Found:
+    rows: list[Message]
+    older: int | None  # ``before_id`` of the next page, None at the end
+    searched: tuple[int, int] | None = None  # with a payload search: the (newest, oldest) ids looked through
+
+
+def _touching(reference: str) -> Any:
+    """Ids of the messages that touched a deal or container with this B/L, booking or container number: the
+    messages behind their events, and the outbound messages of their deliveries."""
+    from sqlalchemy import or_, union
+
+    from gateway.model import Container, Deal, Delivery, Event
+
+    deals = select(Deal.id).where(or_(Deal.bl_number == reference, Deal.booking_number == reference))
+    containers = select(Container.id).where(or_(Container.number == reference, Container.bl_number == reference))
+    return union(
+        select(Event.message_id).where(Event.deal_id.in_(deals), Event.message_id.is_not(None)),
+        select(Event.message_id).where(Event.container_id.in_(containers), Event.message_id.is_not(None)),
+        select(Delivery.message_id).where(Delivery.deal_id.in_(deals), Delivery.message_id.is_not(None)),
+        select(Delivery.message_id).where(Delivery.container_id.in_(containers), Delivery.message_id.is_not(None)),
+    )
+
+
+def _filtered(f: MessageFilter) -> Any:
+    q = select(Message.id)
+    if f.status:
+        q = q.where(Message.status == f.status)
+    if f.direction:
+        q = q.where(Message.direction == f.direction)
+    if f.channel:
+        q = q.where(Message.channel == f.channel)
+    if f.partner_id is not None:
+        q = q.where(Message.partner_id == f.partner_id)
+    if f.message_type:
+        q = q.where(Message.message_type == f.message_type)
+    if f.error_code:
+        q = q.where(Message.error_code == f.error_code)
+    if f.received_from is not None:
+        q = q.where(Message.received_at >= f.received_from)
+    if f.received_to is not None:
+        q = q.where(Message.received_at < f.received_to)
+    if f.reference:
+        q = q.where(Message.id.in_(_touching(f.reference.strip())))
+    return q
+
+
+def needles(text: str) -> list[bytes]:
+    """The search text as bytes in each encoding partners use (UTF-8, Shift_JIS, EUC-JP), without repeats."""
+    found: list[bytes] = []
+    for codec in ("utf-8", "cp932", "euc_jp"):
+        try:
+            b = text.encode(codec)
+        except UnicodeEncodeError:
+            continue
+        if b not in found:
+            found.append(b)
+    return found
+
+
+def _contains(session: Session, search: str) -> Any:
+    """raw contains the text (byte-exact, case-sensitive) on both databases: ``instr`` on SQLite's BLOB,
+    ``position(… IN …)`` on PostgreSQL's bytea (LIKE would be case-insensitive on SQLite and needs escaping)."""
+    from sqlalchemy import Integer, LargeBinary, bindparam, or_
+
+    postgres = session.get_bind().dialect.name == "postgresql"
+    clauses = []
+    for i, needle in enumerate(needles(search)):
+        param = bindparam(f"needle_{i}", needle, type_=LargeBinary)
+        if postgres:
+            clauses.append(func.position(param.op("IN")(Message.raw), type_=Integer) > 0)
+        else:
+            clauses.append(func.instr(Message.raw, param) > 0)
+    return or_(*clauses)
+
+
+def find_messages(
+    session: Session,
+    f: MessageFilter,
+    *,
+    before_id: int | None = None,
+    limit: int = 50,
+    window: int = SEARCH_WINDOW,
+) -> Found:
+    """Newest first, keyset-paged by id. With ``f.search``, the payloads looked through are only the ``window``
+    newest messages (below ``before_id``) that pass the other filters; ``searched`` says which, and ``older``
+    continues below them, so a page never reads more than ``window`` payloads whatever the table's size."""
+    q = _filtered(f)
+    if before_id is not None:
+        q = q.where(Message.id < before_id)
+    if not f.search:
+        ids = list(session.scalars(q.order_by(Message.id.desc()).limit(limit + 1)))
+        rows = _load(session, ids[:limit])
+        return Found(rows, ids[limit - 1] if len(ids) > limit else None)
+    scope = q.order_by(Message.id.desc()).limit(window).subquery()
+    bounds = session.execute(select(func.max(scope.c.id), func.min(scope.c.id), func.count())).one()
+    if not bounds[2]:
+        return Found([], None, None)
+    newest, oldest, scanned = bounds
+    hits = list(
+        session.scalars(
+            select(Message.id)
+            .where(Message.id.in_(select(scope.c.id)), _contains(session, f.search))
+            .order_by(Message.id.desc())
+            .limit(limit + 1)
+        )
+    )
+    if len(hits) > limit:  # more hits in this window: the next page starts below the last one shown
+        hits = hits[:limit]
+        return Found(_load(session, hits), hits[-1], (newest, hits[-1]))
+    return Found(_load(session, hits), oldest if scanned == window else None, (newest, oldest))
+
+
+def _load(session: Session, ids: Sequence[int]) -> list[Message]:
+    if not ids:
+        return []
+    rows = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+    return [rows[i] for i in ids if i in rows]
+
+
+def matching_ids(session: Session, f: MessageFilter, limit: int) -> list[int]:
+    """Up to ``limit`` ids (newest first) of the messages passing ``f`` (bulk actions; the payload search over
+    the newest ``SEARCH_WINDOW`` as on the list)."""
+    if not f.search:
+        return list(session.scalars(_filtered(f).order_by(Message.id.desc()).limit(limit)))
+    scope = _filtered(f).order_by(Message.id.desc()).limit(SEARCH_WINDOW).subquery()
+    return list(
+        session.scalars(
+            select(Message.id)
+            .where(Message.id.in_(select(scope.c.id)), _contains(session, f.search))
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+    )

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web.dashboard import audit_log, deals, login, overview
+from gateway.web.dashboard import audit_log, deals, deliveries, login, messages, overview
 from gateway.web.dashboard.web import STATIC, Forbidden, LoginRequired, SessionUser, Web
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PAGES", "Forbidden", "LoginRequired", "SessionUser", "Web", "mount", "routers"]
 
-PAGES = (login, overview, deals, audit_log)
+PAGES = (login, overview, messages, deliveries, deals, audit_log)
 
 
 def routers(web: Web) -> list[APIRouter]:
