@@ -38,13 +38,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Engine, event, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from gateway.model import Deal, Delivery, DeliveryStatus, Message, MessageStatus, Role, utcnow  # noqa: E402
-from gateway.store import db, deals, messages  # noqa: E402
-from gateway.store.messages import MessageFilter  # noqa: E402
+from gateway.model import Deal, Delivery, DeliveryStatus, Message, MessageStatus, Role, utcnow
+from gateway.store import db, deals, messages
+from gateway.store.messages import MessageFilter
 
 DEFAULT_URL = "postgresql://gateway:gateway@127.0.0.1:5432/gateway_bench"
 PAGE = 50  # gateway.web.dashboard.messages.PAGE
@@ -136,14 +136,10 @@ def load(engine: Engine, n: int) -> None:
         partner = f"CASE WHEN {part_b} < 5 THEN NULL ELSE 1 + {part_b} % {PARTNERS} END"
         hexid = "lpad(to_hex(i), 64, '0')" if pg else "printf('%064x', i)"
         raw_text = (
-            (
-                "'UNB+UNOA:2+SENDER' || (i % 97) || ':ZZZ+JPTYOCY1:ZZZ+261124:0930+R' || i || '''"
-                "UNH+1+' || {t} || ':D:95B:UN''BGM+126+BKG' || i || '+9''RFF+BN:BK' || (i % 20011) || '''"
-                "EQD+CN+BNCU' || (1000000 + i % 40009) || '+45G1:102:5''UNT+5+1''UNZ+1+R' || i || ''''"
-            )
-            .format(t=mtype)
-            .replace(":", "\\:")
-        )  # not bind parameters
+            "'UNB+UNOA:2+SENDER' || (i % 97) || ':ZZZ+JPTYOCY1:ZZZ+261124:0930+R' || i || '''"
+            f"UNH+1+' || {mtype} || ':D:95B:UN''BGM+126+BKG' || i || '+9''RFF+BN:BK' || (i % 20011) || '''"
+            "EQD+CN+BNCU' || (1000000 + i % 40009) || '+45G1:102:5''UNT+5+1''UNZ+1+R' || i || ''''"
+        ).replace(":", "\\:")  # not bind parameters
         raw = f"convert_to({raw_text}, 'UTF8')" if pg else f"CAST({raw_text} AS BLOB)"
         received = ts(f"CAST(i AS float) / {n} + 0.00001 * ({bucket('i', 40503, 100)} - 50) / {n}")
         sql = (
