@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,26 +76,36 @@ def page(chromium: Browser) -> Iterator[Page]:
     context.close()
 
 
-@pytest.fixture
-def dashboard(tmp_path: Path, database_url: str) -> Iterator[Site]:
-    """A gateway with the HTTP server on a loopback port (``start_server``, port 0) and the users of USERS."""
+@contextmanager
+def served(config: Path, *, add_users: bool = True) -> Iterator[Site]:
+    """A gateway on ``config`` with its HTTP server on a loopback port (``start_server``, port 0) and, unless
+    ``add_users`` is false, the users of USERS."""
     from gateway import config as config_mod
     from gateway.app import Gateway
     from gateway.store import users
     from gateway.web.server import start_server
-    from tests.conftest import write_config
 
-    path = write_config(tmp_path, database_url, http={"enabled": True, "host": "127.0.0.1", "port": 0})
-    gw = Gateway(config_mod.load(path))
-    with gw.sessions.begin() as s:
-        for login_name, (role, partner, password) in USERS.items():
-            users.add(s, login_name, password, role, partner)
+    gw = Gateway(config_mod.load(config))
+    if add_users:
+        with gw.sessions.begin() as s:
+            for login_name, (role, partner, password) in USERS.items():
+                users.add(s, login_name, password, role, partner)
     server = start_server(gw, "127.0.0.1", 0)
     try:
         yield Site(f"http://127.0.0.1:{server.port}", gw)
     finally:
         server.stop()
         gw.close()
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path, database_url: str) -> Iterator[Site]:
+    """The default test config served, with the users of USERS."""
+    from tests.conftest import write_config
+
+    path = write_config(tmp_path, database_url, http={"enabled": True, "host": "127.0.0.1", "port": 0})
+    with served(path) as site:
+        yield site
 
 
 def login(page: Page, site: Site, name: str, password: str | None = None) -> None:

@@ -6,21 +6,15 @@ the screenshots the README shows."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from gateway import config as config_mod
-from gateway.app import Gateway
 from gateway.model import Audit, Delivery, Message
-from gateway.store import users
-from gateway.web.server import start_server
 from tests.conftest import COPARN_EXAMPLE, REPO, write_config
-from tests.services.browser import USERS, Site, login
+from tests.services.browser import Site, login, served
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
 BAD_COUNT = REPO / "samples" / "ONE-COPARN-20261124-0002-bad-count.edi"
@@ -30,22 +24,6 @@ BROKEN_MAPPING = GOOD_MAPPING.replace(
     "voyage: {seg: TDT+20, el: 2, required: true}", "voyage: {seg: TDT+20, el: 9, required: true}"
 )
 assert BROKEN_MAPPING != GOOD_MAPPING
-
-
-@contextmanager
-def served(config: Path, *, add_users: bool = True) -> Iterator[Site]:
-    """A gateway on ``config`` with its HTTP server on a loopback port (as the ``dashboard`` fixture)."""
-    gw = Gateway(config_mod.load(config))
-    if add_users:
-        with gw.sessions.begin() as s:
-            for name, (role, partner, password) in USERS.items():
-                users.add(s, name, password, role, partner)
-    server = start_server(gw, "127.0.0.1", 0)
-    try:
-        yield Site(f"http://127.0.0.1:{server.port}", gw)
-    finally:
-        server.stop()
-        gw.close()
 
 
 def _config(tmp_path: Path, database_url: str, **overrides: Any) -> Path:
