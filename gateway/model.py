@@ -224,7 +224,11 @@ class Container(Base):
     """A container (ISO 6346 number) as it travels on one deal."""
 
     __tablename__ = "container"
-    __table_args__ = (UniqueConstraint("deal_id", "number"), Index("ix_container_number", "number"))
+    __table_args__ = (
+        UniqueConstraint("deal_id", "number"),
+        Index("ix_container_number", "number"),
+        Index("ix_container_bl_number", "bl_number"),  # dashboard: messages by B/L (migration 0007)
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     number: Mapped[str] = mapped_column(String(11))
@@ -321,7 +325,11 @@ class Event(Base):
     """The deal's timeline: what happened, when, and which message caused it."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_deal", "deal_id", "id"), Index("ix_event_message", "message_id"))
+    __table_args__ = (
+        Index("ix_event_deal", "deal_id", "id"),
+        Index("ix_event_message", "message_id"),
+        Index("ix_event_container", "container_id"),  # dashboard: messages by container (migration 0007)
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deal.id"))
@@ -340,7 +348,8 @@ class Message(Base):
 
     __tablename__ = "message"
     __table_args__ = (
-        Index("ix_message_status", "status", "id"),
+        # received_at too: a date range on the failed list is checked in the index (migration 0007)
+        Index("ix_message_status", "status", "id", "received_at"),
         Index("ix_message_received_at", "received_at"),
         Index("ux_message_idempotency_key", "idempotency_key", unique=True),
         Index("ux_message_interchange_key", "interchange_key", unique=True),
@@ -418,6 +427,9 @@ class Delivery(Base):
         Index("ix_delivery_route_deal", "route", "deal_id", "id"),
         Index("ix_delivery_event", "event_id"),  # the deliveries a message caused (through its events)
         Index("ix_delivery_status_id", "status", "id"),  # dashboard: dead deliveries, keyset-paged by id
+        # dashboard: messages by B/L or container, through their deliveries (migration 0007)
+        Index("ix_delivery_deal", "deal_id"),
+        Index("ix_delivery_container", "container_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
