@@ -97,11 +97,13 @@ class Gateway:
         headers: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         resubmitted_from: int | None = None,
+        wake: bool = True,
     ) -> Receipt:
         """Store ``raw`` (committed) and leave it to the worker; the channel acknowledges its sender after this.
 
         The partner is the one given, else the channel's (``channels.*.partner``), else the UNB sender's.
-        ``resubmitted_from``: the failed message this one is an operator's edited copy of (dashboard)."""
+        ``resubmitted_from``: the failed message this one is an operator's edited copy of (dashboard).
+        ``wake``: wake the worker (false when the caller processes the message itself)."""
         configured = self.config.channels.get(channel)
         partner = partner or (configured.owner if configured else None) or self.partner_of(raw)
         receipt = self.store.receive(
@@ -122,7 +124,8 @@ class Gateway:
             )
         else:
             self.metrics.received.labels(channel).inc()
-            self.work_waiting.set()
+            if wake:
+                self.work_waiting.set()
         return receipt
 
     def accept(
@@ -135,7 +138,7 @@ class Gateway:
         headers: Mapping[str, Any] | None = None,
     ) -> Accepted:
         """Store (committed), then process at once; for callers that report the outcome (ingest, folders)."""
-        receipt = self.receive(raw, channel=channel, partner=partner, filename=filename, headers=headers)
+        receipt = self.receive(raw, channel=channel, partner=partner, filename=filename, headers=headers, wake=False)
         name = filename or f"<{channel}>"
         if receipt.duplicate:
             with self.sessions() as s:
@@ -174,12 +177,12 @@ class Gateway:
             return Taken(result.status, message_id, original.status)
 
     def process_received(self, limit: int = 100) -> int:
-        """Process messages left ``received`` (by a crash between store and process); returns how many."""
+        """Process messages left ``received`` (by a crash between store and process); returns how many were
+        processed here. One held by another worker, or left by a database error, does not count, so the worker
+        loop waits before it looks again instead of spinning on it."""
         with self.sessions() as s:
             ids = messages.received_ids(s, limit)
-        for message_id in ids:
-            self.process(message_id)
-        return len(ids)
+        return sum(self.process(message_id) is not None for message_id in ids)
 
     # the one-process run ---------------------------------------------------------------------------------
     def idle(self) -> bool:

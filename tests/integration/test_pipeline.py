@@ -185,3 +185,22 @@ def test_bare_messages_only_on_a_channel_that_allows_them(tmp_path: Path, databa
         assert (taken.status, taken.messages) == ("accepted", 2)
     finally:
         gw.close()
+
+
+def test_a_message_another_worker_holds_does_not_count_as_work_done(
+    gateway: Gateway, coparn: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker loop runs again at once only when it processed something: a message it could not claim (held by
+    another worker, or the database refused) counts 0, so the loop waits instead of spinning on it."""
+    gateway.store.receive(coparn, channel="drops", partner="ONE")
+    monkeypatch.setattr(gateway.pipeline, "process", lambda message_id: None)  # what a held message returns
+    assert gateway.process_received() == 0
+
+
+def test_accept_processes_itself_and_does_not_wake_the_worker(gateway: Gateway, coparn: bytes) -> None:
+    """A folder file processed in the foreground must not also wake the worker, which could claim it first and
+    leave the file in place to be stored again as a duplicate; a payload only stored does wake it."""
+    assert gateway.accept(coparn, channel="drops").status == "accepted"
+    assert not gateway.work_waiting.is_set()
+    gateway.receive(coparn.replace(b"+20261124001'", b"+20261124002'"), channel="drops")
+    assert gateway.work_waiting.is_set()
