@@ -176,6 +176,17 @@ def gateway(config_path: Path) -> Iterator[Gateway]:
     gw.close()
 
 
+NACCS_PASSWORD_ENV = "TEST_NACCS_PASSWORD"
+
+
+@pytest.fixture
+def naccs_password(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The NACCS password in the environment (``password_env: TEST_NACCS_PASSWORD`` in the tests' routes),
+    written into each message at send time and never stored."""
+    monkeypatch.setenv(NACCS_PASSWORD_ENV, "pw-test")
+    return "pw-test"
+
+
 @pytest.fixture
 def coparn() -> bytes:
     """The project's COPARN D.95B sample: 2 messages, 3 containers (CSQU3054383, MSCU1234566, TGHU8765436)."""

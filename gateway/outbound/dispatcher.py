@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import PartnerConfig, RetryPolicy, RouteConfig
 from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
 from gateway.outbound import retry
-from gateway.outbound.renderers import RenderContext, RenderError, answer_recorder, renderer
-from gateway.outbound.renderers import naccs as naccs_renderer
+from gateway.outbound.renderers import RenderContext, RenderError, answer_recorder, renderer, send_preparer
 from gateway.outbound.sinks import Sink, SinkError, make_sink
 from gateway.store import outbox
 
@@ -43,7 +42,9 @@ class Dispatcher:
         self.routes = routes
         self.lease = lease
         self.rng = rng or random.Random()
-        self.sinks: dict[str, Sink] = {name: make_sink(r.to, route=name) for name, r in routes.items()}
+        self.sinks: dict[str, Sink] = {
+            name: make_sink(r.to, route=name, prepare=send_preparer(r)) for name, r in routes.items()
+        }
         # a disabled route keeps its queued deliveries waiting; they go when it is enabled again. A route removed
         # from routes.yaml is claimed like any other, and its deliveries die with OUT-1.
         self.disabled_routes = [name for name, r in routes.items() if not r.enabled]
@@ -80,10 +81,8 @@ class Dispatcher:
             route_name, payload, name, key, message_id, content_type = prepared
             with structlog.contextvars.bound_contextvars(message_id=message_id, route=route_name):
                 try:
-                    # the stored payload never holds a secret; a NACCS password goes in only now
-                    outgoing = naccs_renderer.with_password(self.routes.get(route_name), payload)
                     answer = self.sinks[route_name].send(
-                        outgoing, name=name, idempotency_key=key, content_type=content_type
+                        payload, name=name, idempotency_key=key, content_type=content_type
                     )
                 except SinkError as exc:
                     error = {"code": "OUT-2", "text": str(exc)}
@@ -143,7 +142,7 @@ class Dispatcher:
                     text = str(exc) if isinstance(exc, RenderError) else f"renderer error {type(exc).__name__}: {exc}"
                     if not isinstance(exc, RenderError):
                         log.error("renderer error", exc_info=True)
-                    code = getattr(exc, "code", None) or "OUT-1"  # NACCS value errors carry OUT-10..16
+                    code = exc.code if isinstance(exc, RenderError) else "OUT-1"  # NACCS value errors: OUT-10..16
                     outbox.settle(s, delivery, outcome="dead", started_at=utcnow(), error={"code": code, "text": text})
                     log.warning("render failed", error=text)
                     return None

@@ -174,3 +174,8 @@ def test_goods_is_replaced_as_a_whole_list_by_a_newer_message_only(gw: Gateway) 
     assert goods(gw) == ["846693"]
     assert gw.accept(iftmin(issued="202611231200"), channel="drops").status == "accepted"
     assert goods(gw) == ["846693"]
+
+
+@pytest.fixture(autouse=True)
+def _password(naccs_password: str) -> None:
+    """Every NACCS route here sends with a password from the environment."""

@@ -243,3 +243,8 @@ def test_too_many_group_elements_are_refused_with_out_15(gw: Gateway) -> None:
     assert d.status == "dead" and d.message_id is None
     assert d.last_error is not None and d.last_error["code"] == "OUT-15"
     assert "lines" in d.last_error["text"] and "51" in d.last_error["text"]
+
+
+@pytest.fixture(autouse=True)
+def _password(naccs_password: str) -> None:
+    """Every NACCS route here sends with a password from the environment."""

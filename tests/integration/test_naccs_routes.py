@@ -14,14 +14,14 @@ from gateway import config as config_mod
 from gateway import forms
 from gateway.app import Gateway
 from gateway.model import Booking, Container, Deal, Delivery, Event, Form, Message, VesselCall
-from gateway.naccs.frame import read_input_header
-from gateway.outbound.renderers.naccs import handover_for, with_password
+from gateway.naccs.frame import read_input_header, set_password
+from gateway.outbound.renderers.naccs import handover_for
 from gateway.store import outbox
+from tests.conftest import NACCS_PASSWORD_ENV as PASSWORD_ENV
 from tests.conftest import REPO, write_config
 from tests.unit.naccs.test_reply import output
 
 GOLDEN = Path(__file__).parent / "golden"
-PASSWORD_ENV = "TEST_NACCS_PASSWORD"
 
 
 def naccs_route(business: str, on: str, **extra: Any) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def naccs_route(business: str, on: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def naccs_gateway(tmp_path: Path, database_url: str) -> Iterator[Gateway]:
+def naccs_gateway(tmp_path: Path, database_url: str, naccs_password: str) -> Iterator[Gateway]:
     routes = {
         "naccs-ecr": naccs_route("ECR", "shipment.updated"),
         "naccs-cyh": naccs_route("CYH", "container.gate_in"),
@@ -123,7 +123,7 @@ def delivery(gw: Gateway, route: str) -> Delivery:
         return s.scalars(select(Delivery).where(Delivery.route == route)).one()
 
 
-def test_ecr_rendered_byte_exact_from_a_deal(naccs_gateway: Gateway, tmp_path: Path) -> None:
+def test_ecr_rendered_byte_exact_from_a_deal(naccs_gateway: Gateway, tmp_path: Path, naccs_password: str) -> None:
     """Golden ECR message from a deal: breaks when the outbound mapping, a conversion (Japan-time date, 3
     decimals, upper case), the container list order, the header fields or the item padding change."""
     gw = naccs_gateway
@@ -138,7 +138,7 @@ def test_ecr_rendered_byte_exact_from_a_deal(naccs_gateway: Gateway, tmp_path: P
         assert d.status == "done", d.last_error
         msg = s.get_one(Message, d.message_id)
         sent = (tmp_path / "outbox/naccs-ecr" / msg.filename).read_bytes() if msg.filename else b""
-        assert msg.raw == sent
+        assert sent == set_password(msg.raw, naccs_password)  # the stored bytes plus the password, nothing else
         assert msg.message_type == "NACCS-ECR"
         golden = GOLDEN / "naccs_ecr.bin"
         assert msg.raw == golden.read_bytes()
@@ -153,8 +153,9 @@ def test_ecr_rendered_byte_exact_from_a_deal(naccs_gateway: Gateway, tmp_path: P
 
 
 def test_the_stored_message_has_no_password(naccs_gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rendered message row holds a blank password; with_password puts it into the bytes being sent only.
-    Breaks if the renderer writes the password from the environment, or with_password stops setting it."""
+    """The rendered message row holds a blank password; the bytes the sink writes carry the one from the
+    environment. Breaks if the renderer writes the password into what is stored, or the route's sink stops
+    writing it in at send time."""
     monkeypatch.setenv(PASSWORD_ENV, "s3cr3tpw")
     gw = naccs_gateway
     emit(gw, "shipment.updated", make_deal(gw))
@@ -164,11 +165,24 @@ def test_the_stored_message_has_no_password(naccs_gateway: Gateway, monkeypatch:
         stored = s.get_one(Message, d.message_id).raw
         assert s.get_one(Message, d.message_id).format == "x-naccs-edi"  # the media type without its charset
     assert b"s3cr3tpw" not in stored and read_input_header(stored).password == ""
-    sent = with_password(gw.config.routes["naccs-ecr"], stored)
-    assert read_input_header(sent).password == "s3cr3tpw" and len(sent) == len(stored)
-    assert with_password(gw.config.routes["conpas-prenotice"], stored) == stored
     [written] = (gw.config.routes["naccs-ecr"].to.path).glob("*")  # type: ignore[union-attr]
-    assert read_input_header(written.read_bytes()).password == "s3cr3tpw"  # the dispatcher sends it with it
+    sent = written.read_bytes()
+    assert read_input_header(sent).password == "s3cr3tpw" and len(sent) == len(stored)
+
+
+def test_an_unset_password_variable_is_a_permanent_send_error(
+    naccs_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No password in the environment: the delivery dies at once naming the variable, and nothing is sent with
+    a blank password. Breaks if a blank password goes out or the error is retried as if the peer were down."""
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    gw = naccs_gateway
+    emit(gw, "shipment.updated", make_deal(gw))
+    gw.dispatcher.drain()
+    d = delivery(gw, "naccs-ecr")
+    assert d.status == "dead" and d.attempts == 1
+    assert d.last_error is not None and PASSWORD_ENV in d.last_error["text"]
+    assert not list(gw.config.routes["naccs-ecr"].to.path.glob("*"))  # type: ignore[union-attr]
 
 
 def test_a_too_long_value_is_dead_with_out_10(naccs_gateway: Gateway) -> None:

@@ -43,6 +43,9 @@ class RenderContext:
 Renderer = Callable[[Session, Delivery, RenderContext], Rendered]
 # records a peer's answer to a delivered payload (the HTTP response body) in the session that settles it
 AnswerRecorder = Callable[[Session, Delivery, bytes, RenderContext], None]
+# turns the stored payload into the bytes on the wire at send time (a secret the database must never hold);
+# raises SinkError(retryable=False) when it cannot
+SendPreparer = Callable[[bytes], bytes]
 
 
 def renderer(name: str) -> Renderer:
@@ -64,3 +67,10 @@ def answer_recorder(name: str) -> AnswerRecorder | None:
 
     known: dict[str, AnswerRecorder] = {"conpas": conpas.record_answer}
     return known.get(name)
+
+
+def send_preparer(route: RouteConfig) -> SendPreparer | None:
+    """What route ``route``'s renderer adds to each payload at send time, or None (most send what is stored)."""
+    from gateway.outbound.renderers import naccs
+
+    return naccs.password_writer(route) if route.render == "naccs" else None

@@ -27,7 +27,8 @@ from gateway.naccs.frame import InputHeader, set_password
 from gateway.naccs.layout import layout
 from gateway.naccs.outbound import cached_mapping, values_for
 from gateway.naccs.render import render_message
-from gateway.outbound.renderers import RenderContext, Rendered, RenderError
+from gateway.outbound.renderers import RenderContext, Rendered, RenderError, SendPreparer
+from gateway.outbound.sinks import SinkError
 
 HANDOVER_LENGTH = 26
 
@@ -86,12 +87,21 @@ def render(session: Session, delivery: Delivery, context: RenderContext) -> Rend
     )
 
 
-def with_password(route: RouteConfig | None, payload: bytes) -> bytes:
-    """The bytes to send: ``payload`` with the password of the route's ``password_env`` (unchanged otherwise).
+def password_writer(route: RouteConfig) -> SendPreparer | None:
+    """Writes the password from the route's ``password_env`` into each payload at send time, so it is never in
+    the database, a log or a dead letter. An unset variable, or a password that does not fit the header, is a
+    permanent send error naming the variable (the value is never shown), not a blank password sent."""
+    if route.naccs is None:
+        return None
+    variable = route.naccs.password_env
 
-    A missing variable sends the blank password NACCS refuses (an error reply), never a wrong one.
-    """
-    if route is None or route.render != "naccs" or route.naccs is None:
-        return payload
-    password = os.environ.get(route.naccs.password_env, "")
-    return set_password(payload, password) if password else payload
+    def write(payload: bytes) -> bytes:
+        password = os.environ.get(variable)
+        if not password:
+            raise SinkError(f"the NACCS password variable {variable} is not set", retryable=False)
+        try:
+            return set_password(payload, password)
+        except GatewayError as exc:
+            raise SinkError(f"{exc.code}: {exc.text}", retryable=False) from None
+
+    return write

@@ -6,6 +6,7 @@ One module per kind: ``folder``, ``http`` (httpx), ``sftp`` (paramiko), ``amqp``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.config import AmqpSink, FolderSink, HttpSink, SftpSink, SmtpSink
@@ -32,14 +33,18 @@ class Sink(Protocol):
 
 
 class RouteSink:
-    """A route's sink whose errors name the route: ``route conpas-prenotice: POST https://...: ...``."""
+    """A route's sink whose errors name the route: ``route conpas-prenotice: POST https://...: ...``; ``prepare``
+    turns the stored payload into the bytes on the wire (a NACCS password written in at send time)."""
 
-    def __init__(self, inner: Sink, route: str) -> None:
+    def __init__(self, inner: Sink, route: str, prepare: Callable[[bytes], bytes] | None = None) -> None:
         self.inner = inner
         self.route = route
+        self.prepare = prepare
 
     def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
         try:
+            if self.prepare is not None:
+                payload = self.prepare(payload)
             return self.inner.send(payload, name=name, idempotency_key=idempotency_key, content_type=content_type)
         except SinkError as exc:
             raise SinkError(f"route {self.route}: {exc}", retryable=exc.retryable, retry_after=exc.retry_after) from exc
@@ -50,10 +55,10 @@ class RouteSink:
             close()
 
 
-def make_sink(config: SinkConfig, route: str = "") -> Sink:
+def make_sink(config: SinkConfig, route: str = "", prepare: Callable[[bytes], bytes] | None = None) -> Sink:
     """The sink ``config`` describes; with ``route``, its errors start with ``route <name>:``."""
     sink = _make(config, route)
-    return RouteSink(sink, route) if route else sink
+    return RouteSink(sink, route, prepare) if route or prepare else sink
 
 
 def _make(config: SinkConfig, route: str) -> Sink:
