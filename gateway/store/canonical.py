@@ -356,7 +356,7 @@ class CanonicalWriter:
                 {k: getattr(d, k) for k in ("un_number", "imdg_class", "packing_group", "flash_point_c")}
                 for d in row.dangerous_goods
             ]
-            row.as_of = {**row.as_of, "dangerous_goods": ctx.stamp}
+            row.as_of = {**(row.as_of or {}), "dangerous_goods": ctx.stamp}  # None on a row not flushed yet
             if wanted != have:
                 row.dangerous_goods = [DangerousGoods(**d) for d in wanted]
                 changed.append("dangerous_goods")

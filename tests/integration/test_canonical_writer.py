@@ -200,3 +200,20 @@ def test_a_stale_form_version_is_a_conflict_not_an_overwrite(gateway: Gateway, w
     with gateway.sessions() as s:
         form = s.scalars(select(Form)).one()
         assert form.payload["remarks"] == "from a message" and form.etag == f'"{form.id}-2"'
+
+
+def test_a_new_container_known_only_by_its_dangerous_goods_is_written(write: Writes, gateway: Gateway) -> None:
+    """An IFTDGN-like record that carries a container number and its dangerous goods only creates the container
+    with them. Breaks if the per-field stamps are read before the new row has any (it crashed with INT-1)."""
+    write(
+        [
+            {
+                "entity": "container",
+                "number": "CSQU3054383",
+                "dangerous_goods": [{"un_number": "1263", "imdg_class": "3"}],
+            }
+        ]
+    )
+    with gateway.sessions() as s:
+        row = _container(s, "CSQU3054383")
+        assert [d.un_number for d in row.dangerous_goods] == ["1263"] and "dangerous_goods" in row.as_of
