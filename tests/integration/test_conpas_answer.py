@@ -115,7 +115,8 @@ def test_a_prematching_answer_is_recorded_on_the_container_and_the_timeline(
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
-        (lambda doc: b"<html>OK</html>", "not JSON"),
+        (lambda doc: b"<html>OK</html>", "not usable JSON: FMT-9"),
+        (lambda doc: b"[" * 100_000 + b"]" * 100_000, "not usable JSON: FMT-10"),  # would overflow json.loads
         (
             lambda doc: json.dumps(
                 {"container_number": doc["container_number"], "prematching_result": 7, "terminal_check": 1}
@@ -130,12 +131,13 @@ def test_a_prematching_answer_is_recorded_on_the_container_and_the_timeline(
             "answers a pre-notification for CSQU3054383",
         ),
     ],
-    ids=["not-json", "result-out-of-range", "result-missing", "other-container"],
+    ids=["not-json", "too-deep", "result-out-of-range", "result-missing", "other-container"],
 )
 def test_an_invalid_answer_leaves_the_delivery_done_and_records_the_problem(
     gateway: Gateway, conpas_peer: ConpasPeer, answer: Answer, problem: str
 ) -> None:
-    """An answer that is not JSON, out of range, incomplete or about another container: the delivery is done
+    """An answer that is not JSON (or hostile JSON, refused by the inbound JSON limits), out of range, incomplete
+    or about another container: the delivery is done
     (one attempt, CONPAS has it), the container's columns stay empty, and conpas.answered carries the problem and
     what was answered. Breaks if a bad answer fails or retries the delivery (a resend CONPAS does not need), is
     written to the container, or is dropped without trace."""

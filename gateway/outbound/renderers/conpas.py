@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import RouteConfig
 from gateway.errors import GatewayError, Position
+from gateway.formats import json as jsonformat
 from gateway.model import Container, Deal, Delivery, Form
 from gateway.outbound.renderers import RenderContext, Rendered, RenderError
 from gateway.store import outbox
@@ -117,10 +118,10 @@ def record_answer(session: Session, delivery: Delivery, answer: bytes, context: 
         return
     decoded: Any
     try:
-        decoded = json.loads(answer)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        decoded = jsonformat.parse(answer)  # the same limits as inbound JSON: size, depth, numbers, duplicate keys
+    except GatewayError as exc:
         decoded = answer[:ANSWER_IN_EVENT].decode("utf-8", errors="replace")
-        problems = [f"the answer is not JSON: {exc}"]
+        problems = [f"the answer is not usable JSON: {exc.code} {exc.text}"]
     else:
         problems = answer_problems(decoded, container.number)
     detail = {"delivery_id": delivery.id, "route": delivery.route}
