@@ -284,10 +284,15 @@ class AmqpSink(Section):
 
     @model_validator(mode="after")
     def _no_password_inline(self) -> AmqpSink:
-        user_pass = self.url.split("://", 1)[-1].split("@", 1)[0] if "@" in self.url else ""
-        if self.url_env is None and ":" in user_pass and user_pass != "guest:guest":
+        if self.url_env is None and password_in_url(self.url):
             raise ValueError("keep the password out of routes.yaml: use url_env")
         return self
+
+
+def password_in_url(url: str) -> bool:
+    """An amqp:// or amqps:// URL that carries a password (RabbitMQ's local guest:guest default excepted)."""
+    user_pass = url.split("://", 1)[-1].split("@", 1)[0] if "@" in url else ""
+    return ":" in user_pass and user_pass != "guest:guest"
 
 
 class SmtpSink(Section):
@@ -462,10 +467,8 @@ def _check_channel(name: str, ch: Any, problems: list[str], source: YamlSource, 
                 problems.append(source.problem((*loc, "users", user), f"no partner named {user!r}{hint}"))
             if not cfg.authorized_keys and cfg.authorized_keys_file is None:
                 problems.append(source.problem((*loc, "users", user), "give authorized_keys or authorized_keys_file"))
-    elif isinstance(ch, AmqpChannel) and ch.url.startswith("amqp://") and "@" in ch.url and ch.url_env is None:
-        user_pass = ch.url.split("://", 1)[1].split("@", 1)[0]
-        if ":" in user_pass and user_pass != "guest:guest":
-            problems.append(source.problem((*loc, "url"), "keep the password out of routes.yaml: use url_env"))
+    elif isinstance(ch, AmqpChannel) and ch.url_env is None and password_in_url(ch.url):
+        problems.append(source.problem((*loc, "url"), "keep the password out of routes.yaml: use url_env"))
 
 
 def _check_references(config: GatewayConfig, source: YamlSource) -> list[str]:

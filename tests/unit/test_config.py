@@ -162,6 +162,8 @@ def test_one_http_channel_and_a_readable_rate_limit(tmp_path: Path) -> None:
 
 
 def test_amqp_password_stays_out_of_routes_yaml(tmp_path: Path) -> None:
-    path = _with_channels(tmp_path, q={"type": "amqp", "queue": "in", "url": "amqp://gw:secret@127.0.0.1/%2F"})
-    [problem] = _problems(path)
-    assert "channels.q.url: keep the password out of routes.yaml: use url_env" in problem
+    for scheme in ("amqp", "amqps"):
+        url = f"{scheme}://gw:secret@127.0.0.1/%2F"
+        path = _with_channels(tmp_path, q={"type": "amqp", "queue": "in", "url": url})
+        [problem] = _problems(path)
+        assert "channels.q.url: keep the password out of routes.yaml: use url_env" in problem, scheme
