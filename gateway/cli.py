@@ -276,7 +276,7 @@ def deliveries() -> None:
 
 
 @deliveries.command("list")
-@click.option("--status", type=click.Choice(["pending", "sending", "done", "dead"]), default=None)
+@click.option("--status", type=click.Choice(["held", "pending", "sending", "done", "dead"]), default=None)
 @click.option("--route", default=None, help="only this route")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--before", type=int, default=None, help="page: ids below this one")

@@ -100,6 +100,7 @@ class MessageStatus(enum.StrEnum):
 
 
 class DeliveryStatus(enum.StrEnum):
+    HELD = "held"  # waits for the deal's customs permit (a route's require: customs_permit); never claimed
     PENDING = "pending"  # due at next_attempt_at
     SENDING = "sending"  # claimed by a dispatcher until locked_until
     DONE = "done"

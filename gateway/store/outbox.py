@@ -51,18 +51,12 @@ def enqueue(
                 event_id=event.id,
                 deal_id=event.deal_id,
                 container_id=event.container_id,
-                status=HELD if held else DeliveryStatus.PENDING.value,
+                status=DeliveryStatus.HELD.value if held else DeliveryStatus.PENDING.value,
                 idempotency_key=uuid.uuid4().hex,
             )
             session.add(delivery)
             created.append(delivery)
     return created
-
-
-# A delivery waiting for its deal's customs permit (``require: customs_permit``): never claimed (claim_due takes
-# pending and sending only) until release_held makes it pending.
-HELD = "held"
-PERMITS = ("export_permitted", "import_permitted")
 
 
 def has_permit(session: Session, deal_id: int | None) -> bool:
@@ -75,7 +69,11 @@ def has_permit(session: Session, deal_id: int | None) -> bool:
 
 def release_held(session: Session, deal_id: int, now: datetime | None = None) -> list[Delivery]:
     """Make the deal's held deliveries pending and due now (its permit arrived); returns them."""
-    rows = list(session.scalars(select(Delivery).where(Delivery.deal_id == deal_id, Delivery.status == HELD)))
+    rows = list(
+        session.scalars(
+            select(Delivery).where(Delivery.deal_id == deal_id, Delivery.status == DeliveryStatus.HELD.value)
+        )
+    )
     for d in rows:
         d.status = DeliveryStatus.PENDING.value
         d.next_attempt_at = now or utcnow()

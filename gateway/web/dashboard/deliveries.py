@@ -24,7 +24,7 @@ from gateway.web.dashboard.messages import BULK_MAX, delivery_row
 from gateway.web.dashboard.web import SessionUser, Web
 
 PAGE = 50
-STATUSES = [*(s.value for s in DeliveryStatus), outbox.HELD]
+STATUSES = [s.value for s in DeliveryStatus]
 
 
 def _filtered(user: SessionUser, status: str, route: str) -> Select[Any]:

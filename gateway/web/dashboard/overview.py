@@ -25,13 +25,12 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, Participation, Role, utcnow
-from gateway.store.outbox import HELD
 from gateway.web import i18n
 from gateway.web.dashboard.web import SECURITY_HEADERS, SessionUser, Web
 
 WINDOW_HOURS = 24
 REFRESH_SECONDS = 5
-QUEUED = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value, HELD)
+QUEUED = (DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value, DeliveryStatus.HELD.value)
 STATUSES = [s.value for s in MessageStatus]
 
 
