@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.model import Delivery, DeliveryStatus, Participation, Role
 from gateway.store import audit, outbox
 from gateway.web.dashboard.messages import BULK_MAX, delivery_row
-from gateway.web.dashboard.web import SessionUser, Web
+from gateway.web.dashboard.web import SessionUser, Web, confirmed
 
 PAGE = 50
 STATUSES = [s.value for s in DeliveryStatus]
@@ -133,8 +133,7 @@ def routes(web: Web) -> APIRouter:
                 post_to="/dashboard/deliveries/bulk",
                 back=f"/dashboard/deliveries?{urlencode(given)}",
             )
-        chosen = {int(i) for i in form.getlist("id") if isinstance(i, str) and i.isdigit()}
-        ids = [i for i in ids if i in chosen] if chosen else ids
+        ids = confirmed(form, ids)
         done = 0
         with gw.sessions.begin() as s:
             for delivery_id in ids:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from gateway.model import Container, Deal, Delivery, Event, Message, MessageStatus, Partner, Role
 from gateway.store import audit, messages
 from gateway.store.messages import MessageFilter
-from gateway.web.dashboard.web import SessionUser, Web
+from gateway.web.dashboard.web import SessionUser, Web, confirmed
 
 PAGE = 50
 BULK_MAX = 500  # messages one bulk request acts on
@@ -293,6 +293,8 @@ def routes(web: Web) -> APIRouter:
             data["resubmitted_from"] = msg.resubmitted_from_id
             shown = show(msg)
             more = related(s, msg)
+            if user.partner_id is not None:  # the audit log (staff names, discard reasons) is for staff only
+                more["audit"] = []
             deliveries = [
                 {**delivery_row(d), "attempt_log": [_attempt(a) for a in d.attempt_log]} for d in more["deliveries"]
             ]
@@ -343,7 +345,9 @@ def routes(web: Web) -> APIRouter:
         with gw.sessions() as s:
             msg = _visible(s, user, message_id)
             if msg.direction != "in" or msg.status not in (MessageStatus.FAILED.value, MessageStatus.DISCARDED.value):
-                raise HTTPException(409, f"message {message_id} is {msg.status}; only failed messages are resubmitted")
+                raise HTTPException(
+                    409, f"message {message_id} is {msg.status}; only failed or discarded messages are resubmitted"
+                )
             before, codec = decode(msg.raw)
             if "\r\n" not in before:  # browsers send a textarea's line breaks as CRLF
                 edited = edited.replace("\r\n", "\n")
@@ -397,8 +401,7 @@ def routes(web: Web) -> APIRouter:
                 post_to="/dashboard/messages/bulk",
                 back=f"/dashboard/messages?{_query(given)}",
             )
-        chosen = {int(i) for i in form.getlist("id") if isinstance(i, str) and i.isdigit()}
-        ids = [i for i in ids if i in chosen] if chosen else ids
+        ids = confirmed(form, ids)
         done = 0
         with gw.sessions.begin() as s:
             for message_id in ids:

@@ -88,6 +88,13 @@ def safe_next(path: str | None) -> str:
     return path
 
 
+def confirmed(form: Any, matching: list[int]) -> list[int]:
+    """The ids a bulk confirmation names that still match its filter: a bulk action acts on what the operator
+    saw and confirmed, never on rows that came to match in between (a confirmation naming none acts on none)."""
+    chosen = {int(i) for i in form.getlist("id") if isinstance(i, str) and i.isdigit()}
+    return [i for i in matching if i in chosen]
+
+
 def _user(row: WebSession) -> SessionUser:
     u = row.user
     return SessionUser(

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from gateway.model import Audit, Delivery, Message
+from gateway.store import audit
 from tests.conftest import COPARN_EXAMPLE, REPO, write_config
 from tests.services.browser import Site, login, served
 
@@ -163,6 +164,8 @@ def test_edit_and_resubmit_keeps_the_original_and_discard_needs_a_reason(page: P
 
 
 def test_bulk_discard_and_filters_search_and_reference(page: Page, dashboard: Site) -> None:
+    """Filters by reference, payload and error code; a bulk discard acts on exactly the confirmed messages.
+    Breaks if a filter loses rows, or a confirmation acts on rows that came to match after it was shown."""
     gw = dashboard.gateway
     done = gw.accept(COPARN_EXAMPLE.read_bytes(), channel="drops", filename="good.edi").message_ids[0]
     bad = gw.accept(BAD_COUNT.read_bytes(), channel="drops", filename="bad.edi").message_ids[0]
@@ -182,9 +185,18 @@ def test_bulk_discard_and_filters_search_and_reference(page: Page, dashboard: Si
     page.fill("#bulk input[name=reason]", "test data")
     page.click("#bulk-discard")
     expect(page.locator("#bulk-count strong")).to_have_text("1")
+    # a second failure with the same error arrives while the operator reads the confirmation: not discarded
+    late_raw = BAD_COUNT.read_bytes().replace(b"+SMP0002'", b"+SMP0003'")
+    late = gw.accept(late_raw, channel="drops", filename="late.edi").message_ids[0]
+    assert _status(dashboard, late) == "failed"
     page.click("#confirm")
     expect(page.locator("#bulk-done")).to_contain_text("1")
     assert _status(dashboard, bad) == "discarded" and _status(dashboard, done) == "done"
+    assert _status(dashboard, late) == "failed"  # only what was confirmed is acted on
+    token = page.locator("form[action='/logout'] input[name=csrf_token]").get_attribute("value")
+    form = {"csrf_token": token or "", "action": "discard", "reason": "x", "error": "EDI-29", "confirm": "yes"}
+    page.request.post(f"{dashboard.url}/dashboard/messages/bulk", form=form)  # a confirmation naming no message
+    assert _status(dashboard, late) == "failed"
 
 
 def test_a_viewer_is_refused_every_action_and_sees_no_buttons(page: Page, dashboard: Site) -> None:
@@ -218,6 +230,8 @@ def test_a_viewer_is_refused_every_action_and_sees_no_buttons(page: Page, dashbo
 
 
 def test_a_partner_user_sees_only_its_partners_messages(page: Page, dashboard: Site) -> None:
+    """A partner user's list, search and detail hold only its partner's messages, and never the staff audit log.
+    Breaks if a query forgets the partner filter or the detail shows audit rows to partners."""
     gw = dashboard.gateway
     own = gw.accept(BAD_COUNT.read_bytes(), channel="drops", filename=BAD_COUNT.name).message_ids[0]  # UNB ONEY
     other_raw = BAD_COUNT.read_bytes().replace(b"ONEY:ZZZ", b"MAEU:ZZZ")
@@ -231,6 +245,11 @@ def test_a_partner_user_sees_only_its_partners_messages(page: Page, dashboard: S
     assert answer is not None and answer.status == 404
     answer = page.goto(f"{dashboard.url}/dashboard/messages?partner=&status=all&q=MAEU")
     expect(page.locator("#messages tbody tr")).to_have_count(0)
+    with gw.sessions.begin() as s:  # staff acted on the partner's own message: the audit stays staff-only
+        audit.record(s, "operator", "message.discard", ("message", own), {"reason": "internal note"})
+    page.goto(f"{dashboard.url}/dashboard/messages/{own}")
+    expect(page.locator("#message-audit")).to_have_count(0)
+    assert "internal note" not in page.content()
 
 
 def test_screenshots_of_the_messages_list_and_a_message_detail(page: Page, dashboard: Site) -> None:
