@@ -96,7 +96,7 @@ class _Connection:
     def client(self, i: int) -> paramiko.SFTPClient:
         found = self.clients[i]
         if found is None:
-            found = _open_sftp(self.transport, self.timeout)
+            found = open_sftp(self.transport, self.timeout)
             self.clients[i] = found
         return found
 
@@ -113,7 +113,8 @@ class _Connection:
         self.transport.close()
 
 
-def _open_sftp(transport: paramiko.Transport, timeout: float) -> paramiko.SFTPClient:
+def open_sftp(transport: paramiko.Transport, timeout: float) -> paramiko.SFTPClient:
+    """An SFTP client on ``transport`` whose every request gives up after ``timeout`` seconds."""
     sftp = paramiko.SFTPClient.from_transport(transport)
     if sftp is None:  # paramiko returns None when the channel could not be opened
         raise paramiko.SSHException("the server did not open an SFTP channel")
@@ -182,17 +183,13 @@ class SftpPoller:
         cfg = self.config
         transport = open_transport(cfg, f"channel {self.name}")
         try:
-            conn = _Connection(transport, _open_sftp(transport, cfg.timeout), cfg.concurrency, cfg.timeout)
+            conn = _Connection(transport, open_sftp(transport, cfg.timeout), cfg.concurrency, cfg.timeout)
         except BaseException:
             transport.close()
             raise
         if cfg.after == "move" and cfg.move_to:
             self._ensure_folder(conn.client(0), cfg.move_to)
         return conn
-
-    def check_host_key(self, key: paramiko.PKey, known: list[paramiko.PKey]) -> None:
-        """Pass when ``key`` is pinned (known_hosts or fingerprint); else raise :class:`HostKeyRefused`."""
-        check_host_key(self.config, f"channel {self.name}", key, known)
 
     def _ensure_folder(self, sftp: paramiko.SFTPClient, folder: str) -> None:
         try:

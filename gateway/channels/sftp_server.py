@@ -63,10 +63,8 @@ TEMP_PREFIX = ".gateway-upload-"
 LOGIN_GRACE = 30.0  # seconds a connection has to log in
 MAX_CONNECTIONS = 64  # connections at once; more are closed at once
 MAX_OPEN_FILES = 32  # files one SFTP session may hold open at once
-ACCEPT_TICK = 0.5
-STORED_REMEMBERED = (
-    1000  # stored paths per session that stat still reports  # how often the accept loop looks at the stop event
-)
+ACCEPT_TICK = 0.5  # how often the accept loop looks at the stop event
+STORED_REMEMBERED = 1000  # stored paths per session that stat still reports
 
 
 class UploadNotStored(Exception):

@@ -72,11 +72,11 @@ CONVERSIONS: dict[str, Callable[[Any], Any]] = {
     "upper": lambda v: str(v).upper(),
     "yyyymmdd": lambda v: _local(v).strftime("%Y%m%d"),  # Japan time, as NACCS dates are
     "hhmm": lambda v: _local(v).strftime("%H%M"),
-    "int": lambda v: round(float(v)),
+    "int": lambda v: int(_decimal(0)(v)),  # half up, like the decimals (round() goes half to even)
     "decimal1": _decimal(1),
     "decimal2": _decimal(2),
     "decimal3": _decimal(3),
-    "iso_size_type": lambda v: str(v).upper()[:4],
+    "iso_size_type": lambda v: str(v).upper(),  # never cut: a longer code is OUT-10 at render, as any value
 }
 
 

@@ -98,7 +98,7 @@ class MessageStore:
         key = f"{owner}:{sha}"
         reference = interchange_reference(raw)
         ref_key = f"{owner}:{reference[0]}:{reference[1]}"[:200] if reference else None
-        idem_key = f"{partner or '@' + channel}:{idempotency_key}"[:300] if idempotency_key else None
+        idem_key = f"{owner}:{idempotency_key}"[:300] if idempotency_key else None
         row = dict(
             direction="in",
             channel=channel,

@@ -140,7 +140,7 @@ def claim_due(
         d.status = DeliveryStatus.SENDING.value
         d.locked_until = token
     session.flush()
-    return [(d.id, d.locked_until) for d in rows if d.locked_until is not None]
+    return [(d.id, token) for d in rows]
 
 
 def due_filter(now: datetime, exclude_routes: Sequence[str] = ()) -> ColumnElement[bool]:

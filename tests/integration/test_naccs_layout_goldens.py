@@ -173,7 +173,7 @@ EXPECTED: dict[str, dict[str, bytes]] = {
         "arrival_date": b"20260221",
         "importer_remarks": j(KANJI, 70),
         "lines[2].origin_country": b"JP",
-        "lines[2].dutiable_value": b"150002".rjust(18),
+        "lines[2].dutiable_value": b"150003".rjust(18),  # 150002.5 whole yen, half up
         "lines[99].excise_codes[5]": b" " * 10,
     },
     "ACL01": {

@@ -21,7 +21,7 @@ import threading
 
 import paramiko
 
-from gateway.channels.sftp import HostKeyRefused, LoginFailed, open_transport
+from gateway.channels.sftp import HostKeyRefused, LoginFailed, open_sftp, open_transport
 from gateway.config import SftpSink
 from gateway.outbound.sinks import SinkError
 
@@ -53,12 +53,7 @@ class SftpSinkUploader:
         self._drop()
         transport = open_transport(self.config, self.who)
         try:
-            sftp = paramiko.SFTPClient.from_transport(transport)
-            if sftp is None:
-                raise paramiko.SSHException("the server did not open an SFTP channel")
-            channel = sftp.get_channel()
-            if channel is not None:
-                channel.settimeout(self.config.timeout)
+            sftp = open_sftp(transport, self.config.timeout)
         except BaseException:
             transport.close()
             raise

@@ -133,3 +133,12 @@ def test_each_over_containers_and_a_single_object() -> None:
     mfr = load_outbound_mapping(REPO / "naccs/mappings/MFR.yaml")
     [bill] = values_for(mfr, roots)["bills"]
     assert bill["bl_number"] == "BL1" and bill["container_numbers"] == ["A", "B"]
+
+
+def test_conversions_round_half_up_and_never_cut() -> None:
+    """Whole numbers round half up like the decimal conversions, and a size-type code is not cut to fit: the
+    renderer refuses what is too long (OUT-10). Breaks if ``int`` rounds half to even or a conversion truncates."""
+    from gateway.naccs.outbound import CONVERSIONS
+
+    assert CONVERSIONS["int"]("12.5") == 13 and CONVERSIONS["int"](2.5) == 3 and CONVERSIONS["int"]("7") == 7
+    assert CONVERSIONS["iso_size_type"]("45g1x") == "45G1X"
