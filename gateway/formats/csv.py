@@ -66,21 +66,28 @@ def read(raw: bytes, *, encoding: str = "auto", delimiter: str = "auto", header_
     if len(lines) < header_row:
         raise GatewayError("FMT-8", f"the CSV file has no header at line {header_row}", step="parse")
     delim = sniff_delimiter(lines[header_row - 1]) if delimiter == "auto" else delimiter
-    reader = csv.reader(io.StringIO("".join(lines[header_row - 1 :])), delimiter=delim)
-    headers = [h.strip() for h in next(reader)]
-    keys = [header_key(h) for h in headers]
+    # newline="": the csv module sees the line breaks as written, so a lone CR ends a line as splitlines() did
+    reader = csv.reader(io.StringIO("".join(lines[header_row - 1 :]), newline=""), delimiter=delim)
     rows: list[tuple[int, dict[str, str]]] = []
-    for values in reader:
-        # line_num counts physical lines, so a quoted cell with a line break keeps the numbers right
+    try:
+        headers = [h.strip() for h in next(reader)]
+        keys = [header_key(h) for h in headers]
+        for values in reader:
+            # line_num counts physical lines, so a quoted cell with a line break keeps the numbers right
+            line = header_row - 1 + reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) > len(keys):
+                raise GatewayError(
+                    "FMT-8",
+                    f"row {line} has {len(values)} cells, the header {len(keys)}",
+                    Position(path=f"row {line}"),
+                    step="parse",
+                )
+            rows.append((line, dict(zip(keys, values, strict=False))))
+    except csv.Error as exc:  # a cell over the csv module's field size limit (131,072 characters)
         line = header_row - 1 + reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) > len(keys):
-            raise GatewayError(
-                "FMT-8",
-                f"row {line} has {len(values)} cells, the header {len(keys)}",
-                Position(path=f"row {line}"),
-                step="parse",
-            )
-        rows.append((line, dict(zip(keys, values, strict=False))))
+        raise GatewayError(
+            "FMT-8", f"the CSV file cannot be read at row {line}: {exc}", Position(path=f"row {line}"), step="parse"
+        ) from None
     return Table(used, delim, headers, rows)
