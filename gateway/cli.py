@@ -19,7 +19,7 @@ import click
 
 from gateway import config as config_mod
 from gateway import logs
-from gateway.config import FolderChannel
+from gateway.config import ROLES, FolderChannel
 from gateway.errors import ConfigError
 
 EXIT_REJECTED = 1
@@ -80,15 +80,22 @@ def main(ctx: click.Context, config_path: Path, log_level: str, log_json: bool |
 @main.command()
 @click.option("--until-idle", is_flag=True, help="stop once every folder is empty and nothing is due")
 @click.option("--no-http", is_flag=True, help="do not start the HTTP server")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(ROLES),
+    help="run only this role (repeatable; default: every role in this one process)",
+)
 @click.pass_obj
-def run(obj: Context, until_idle: bool, no_http: bool) -> None:
-    """Run every channel, the worker, the dispatcher and the HTTP server in one process (Ctrl-C stops)."""
+def run(obj: Context, until_idle: bool, no_http: bool, roles: tuple[str, ...]) -> None:
+    """Run the channels, the worker, the dispatcher and the HTTP server (or the roles named) until Ctrl-C."""
     gw = obj.gateway()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        gw.run(stop, until_idle=until_idle, http=False if no_http else None)
+        gw.run(stop, until_idle=until_idle, http=False if no_http else None, roles=roles or ROLES)
     finally:
         gw.close()
     if until_idle:

@@ -59,6 +59,42 @@ class HttpConfig(Section):
     session_hours: float = Field(default=8, gt=0, le=720)
 
 
+# what `gateway run --role` can run; one process runs them all by default
+ROLES = ("receiver", "worker", "dispatcher", "web")
+
+
+class QueuesConfig(Section):
+    """RabbitMQ quorum queues between the roles of a scaled-out gateway (``gateway run --role ...``).
+
+    Absent: the roles find their work by polling the database (the one-process default needs nothing more)."""
+
+    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"  # amqps:// verifies the server's certificate
+    url_env: str | None = None  # take the URL (with its password) from this environment variable instead
+    prefix: str = Field(default="gateway", pattern=r"^[A-Za-z0-9_.-]+$")  # queues <prefix>.received, .deliveries
+    prefetch: int = Field(default=10, ge=1)  # notices a worker or dispatcher holds unacknowledged
+    delivery_limit: int = Field(default=20, ge=1)  # redeliveries of a notice before RabbitMQ drops it
+    heartbeat: int = Field(default=30, ge=0)
+    # how often workers and dispatchers also look in the database, for work whose notice never came (a receiver
+    # killed between its commit and its publish, a broker outage, a notice dropped at the delivery limit)
+    sweep: Duration = 10.0
+    max_backoff: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _no_password_inline(self) -> QueuesConfig:
+        if self.url_env is None and password_in_url(self.url):
+            raise ValueError("keep the password out of routes.yaml: use url_env")
+        return self
+
+
+class DispatchConfig(Section):
+    """The dispatcher role."""
+
+    # how long a claimed delivery is held; a dispatcher that dies mid-send is taken over after it runs out
+    lease: Duration = 300.0
+    poll: Duration = 0.5  # how often the database is asked for due deliveries (retries, held ones released)
+    batch: int = Field(default=100, ge=1)  # deliveries claimed per round
+
+
 class PartnerConfig(Section):
     name: str
     business_type: BusinessType
@@ -376,6 +412,8 @@ class GatewayConfig(Section):
     mappings: list[MappingRule] = []
     routes: dict[str, RouteConfig] = {}
     xml: XmlConfig = XmlConfig()
+    queues: QueuesConfig | None = None
+    dispatch: DispatchConfig = DispatchConfig()
 
     @property
     def database_url(self) -> str:

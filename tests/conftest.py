@@ -95,15 +95,35 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         target.write_bytes(request.getfixturevalue("sqlite_template").read_bytes())
         yield f"sqlite:///{target}"
     elif request.param == "postgresql":
-        url = request.getfixturevalue("pg_schema_ready")
-        engine = db.make_engine(url)
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)  # quoted: "user" is reserved
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        engine.dispose()
-        yield url
+        yield _truncated(request.getfixturevalue("pg_schema_ready"))
     else:
         raise ValueError(f"unknown test database {request.param!r}")
+
+
+@pytest.fixture
+def postgres_url(pg_schema_ready: str) -> str:
+    """The PostgreSQL test database, empty, for tests about several processes sharing one (``postgresql``
+    marker: left out, not skipped, when ``GATEWAY_TEST_DATABASES`` leaves PostgreSQL out)."""
+    return _truncated(pg_schema_ready)
+
+
+def _truncated(url: str) -> str:
+    engine = db.make_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)  # quoted: "user" is reserved
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgresql`` run only when PostgreSQL is one of the test databases."""
+    if "postgresql" in DATABASES:
+        return
+    keep = [item for item in items if item.get_closest_marker("postgresql") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,11 +50,11 @@ class Dispatcher:
         self.disabled_routes = [name for name, r in routes.items() if not r.enabled]
         self.ordered = {name: r.order_by for name, r in routes.items() if r.order_by is not None}
 
-    def run_once(self, limit: int = 100) -> int:
-        """Deliver what is due now; returns how many deliveries were attempted."""
+    def run_once(self, limit: int = 100, ids: Sequence[int] | None = None) -> int:
+        """Deliver what is due now (of ``ids`` only, when given: a notice's); returns how many were attempted."""
         with self.sessions.begin() as s:
             claims = outbox.claim_due(
-                s, limit=limit, lease=self.lease, exclude_routes=self.disabled_routes, ordered=self.ordered
+                s, limit=limit, lease=self.lease, exclude_routes=self.disabled_routes, ordered=self.ordered, ids=ids
             )
         for delivery_id, token in claims:
             self.deliver(delivery_id, token)

@@ -166,15 +166,13 @@ def claim(session: Session, message_id: int) -> Message | None:
     )
 
 
-def received_ids(session: Session, limit: int = 100) -> list[int]:
-    """Messages stored but not yet processed (left by a crash, or waiting for a worker)."""
-    rows = session.scalars(
-        select(Message.id)
-        .where(Message.status == MessageStatus.RECEIVED.value, Message.direction == "in")
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    return list(rows)
+def received_ids(session: Session, limit: int = 100, *, before: datetime | None = None) -> list[int]:
+    """Messages stored but not yet processed (left by a crash, or waiting for a worker); with ``before``, only
+    those stored before then (a worker that learns of new messages by notices sweeps for the forgotten ones)."""
+    query = select(Message.id).where(Message.status == MessageStatus.RECEIVED.value, Message.direction == "in")
+    if before is not None:
+        query = query.where(Message.received_at < before)
+    return list(session.scalars(query.order_by(Message.id).limit(limit)))
 
 
 def record_failure(

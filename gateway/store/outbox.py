@@ -115,17 +115,21 @@ def claim_due(
     now: datetime | None = None,
     exclude_routes: Sequence[str] = (),
     ordered: Mapping[str, str] | None = None,
+    ids: Sequence[int] | None = None,
 ) -> list[tuple[int, datetime]]:
     """Take up to ``limit`` due deliveries (pending and due, or sending with an expired lease).
 
     ``ordered`` maps route names to their ``order_by`` (``container`` or ``deal``): of those routes, a delivery
-    waits while an earlier delivery of the same route and key is open.
+    waits while an earlier delivery of the same route and key is open. ``ids``: only these (a dispatcher told
+    of them by a notice); those not due, held back or claimed by another dispatcher are left out.
 
     Returns (id, token) pairs: the token is the new ``locked_until``, which the claimant checks before it sends
     or settles, so a dispatcher whose lease ran out cannot settle what another one has taken over.
     """
     now = now or utcnow()
     due = due_filter(now, exclude_routes) & ~held_back(ordered or {})
+    if ids is not None:
+        due = due & Delivery.id.in_(list(ids))
     rows = list(
         session.scalars(
             select(Delivery)
@@ -141,6 +145,17 @@ def claim_due(
         d.locked_until = token
     session.flush()
     return [(d.id, token) for d in rows]
+
+
+def queued_by(session: Session, message_id: int) -> list[int]:
+    """The pending deliveries of the events a message caused (what its worker tells the dispatchers of)."""
+    rows = session.scalars(
+        select(Delivery.id)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Event.message_id == message_id, Delivery.status == DeliveryStatus.PENDING.value)
+        .order_by(Delivery.id)
+    )
+    return list(rows)
 
 
 def due_filter(now: datetime, exclude_routes: Sequence[str] = ()) -> ColumnElement[bool]:

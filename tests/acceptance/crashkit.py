@@ -40,10 +40,11 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    """``python -m gateway run`` on a config; logs go to ``<config dir>/gateway-<n>.log``."""
+    """``python -m gateway run`` on a config; logs go to ``<config dir>/<name>-<n>.log``."""
 
-    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None, name: str = "gateway") -> None:
         self.config = config
+        self.name = name
         self.args = args
         self.env = {**os.environ, "GATEWAY_CONFIG": str(config), **(env or {})}
         self.env.pop("GATEWAY_DATABASE_URL", None)
@@ -53,7 +54,7 @@ class GatewayProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.config.parent / f"gateway-{self.starts}.log"
+        return self.config.parent / f"{self.name}-{self.starts}.log"
 
     def start(self, *, ready: str = '"event": "gateway running"', timeout: float = 30) -> None:
         self.starts += 1

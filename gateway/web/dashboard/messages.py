@@ -402,7 +402,7 @@ def routes(web: Web) -> APIRouter:
                 back=f"/dashboard/messages?{_query(given)}",
             )
         ids = confirmed(form, ids)
-        done = 0
+        done: list[int] = []
         with gw.sessions.begin() as s:
             for message_id in ids:
                 try:
@@ -412,12 +412,12 @@ def routes(web: Web) -> APIRouter:
                         messages.discard(s, message_id, reason, user.login)
                 except (LookupError, ValueError):
                     continue
-                done += 1
+                done.append(message_id)
                 detail = {"bulk": True, **({"reason": reason} if reason else {})}
                 audit.record(s, user, f"message.{action}", ("message", message_id), detail)
         if action == "reprocess":
-            gw.work_waiting.set()  # the worker processes the reopened messages
-        return RedirectResponse(f"/dashboard/messages?{_query(given, done=done, did=action)}", status_code=303)
+            gw.wake_workers(done)  # the workers process the reopened messages
+        return RedirectResponse(f"/dashboard/messages?{_query(given, done=len(done), did=action)}", status_code=303)
 
     return router
 

@@ -1,0 +1,177 @@
+"""The gateway as separate roles on PostgreSQL and RabbitMQ: one receiver, two workers, two dispatchers, each its
+own ``gateway run --role ...`` process. One worker and one dispatcher are SIGKILLed in the middle of the run, and
+every message must still be processed exactly once in effect: stored once, persisted once (one container row,
+one ``container.announced`` event, one delivery per container), and one CONPAS file per container.
+
+A worker killed mid-transaction leaves nothing (PostgreSQL rolls it back) and its unacknowledged notices go back
+to the ``<prefix>.received`` queue, where the other worker takes them. A dispatcher killed mid-send leaves its
+claimed deliveries ``sending`` under a lease (2 s here): the other dispatcher takes them over when the lease
+runs out and sends the same rendered bytes under the same idempotency key, so the folder sink writes the same
+file name again (one file per delivery, whatever the number of attempts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from gateway.iso6346 import check_digit
+from gateway.model import Container, Delivery, Event, Message
+from gateway.store import db
+from tests.acceptance.crashkit import GatewayProcess, wait_for
+from tests.conftest import REPO
+
+FILES = 400
+HEADER = "UNA:+.? '\nUNB+UNOA:2+ONEY:ZZZ+JPTYOCY1:ZZZ+261124:0930+S{n:08d}'\n"
+MESSAGE = (
+    "UNH+1+COPARN:D:95B:UN:SMDG16'\nBGM+126+BKG{n:07d}+9'\nRFF+BN:ONEYTYO{n:07d}'\n"
+    "TDT+20+{voyage}+1++ONEY:172:20+++JD7712:103::ONE APUS'\nLOC+9+JPTYO:139:6'\nLOC+11+USLAX:139:6'\n"
+    "DTM+133:202612011800:203'\nNAD+CA+ONEY:160:20'\nEQD+CN+{container}+45G1:102:5++2+5'\n"
+    "MEA+AAE+G+KGM:24500'\nMEA+AAE+VGM+KGM:28350'\nCNT+16:1'\nUNT+13+1'\nUNZ+1+S{n:08d}'\n"
+)
+
+
+def container_number(n: int) -> str:
+    first_ten = f"SCAU{n:06d}"
+    return f"{first_ten}{check_digit(first_ten)}"
+
+
+def coparn(n: int) -> bytes:
+    """One interchange, one message, its own booking and container: each payload has effects of its own."""
+    return (HEADER.format(n=n) + MESSAGE.format(n=n, voyage=f"{n % 7:03d}E", container=container_number(n))).encode()
+
+
+def routes_yaml(tmp_path: Path, database_url: str, amqp_url: str, prefix: str) -> Path:
+    doc: dict[str, Any] = {
+        "database": {"url": database_url},
+        "http": {"enabled": False},
+        "queues": {"url": amqp_url, "prefix": prefix, "sweep": "2s", "max_backoff": "2s"},
+        "dispatch": {"lease": "2s", "poll": "500ms", "batch": 20},
+        "partners": {"ONE": {"name": "Ocean Network Express", "business_type": "ocean_carrier"}},
+        "channels": {
+            "drops": {
+                "type": "folder",
+                "path": "inbox",
+                "archive": "archive",
+                "failed": "failed",
+                "pattern": "*.edi",
+                "poll": "100ms",
+                "settle": 0,
+                "partner": "ONE",
+            }
+        },
+        "mappings": [
+            {"match": {"format": "edifact", "message": "COPARN"}, "use": str(REPO / "mappings/edifact/coparn.yaml")}
+        ],
+        "routes": {
+            "conpas-prenotice": {
+                "on": "container.announced",
+                "render": "conpas",
+                "to": {"type": "folder", "path": "outbox"},
+                "retry": {"max_attempts": 5, "initial_delay": "1s", "jitter": 0},
+            }
+        },
+    }
+    path = tmp_path / "routes.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            by_status = dict(conn.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+            deliveries = dict(conn.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        return {
+            **{f"message.{k}": v for k, v in by_status.items()},
+            **{f"delivery.{k}": v for k, v in deliveries.items()},
+        }
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def queue_prefix(amqp_url: str) -> Any:
+    prefix = f"gw-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    with contextlib.closing(connection):
+        channel = connection.channel()
+        for kind in ("received", "deliveries"):
+            channel.queue_delete(f"{prefix}.{kind}")
+
+
+@pytest.mark.postgresql
+def test_two_workers_and_two_dispatchers_survive_a_sigkill_of_one_each(
+    tmp_path: Path, postgres_url: str, amqp_url: str, queue_prefix: str
+) -> None:
+    """Breaks if a notice is acknowledged before its work is committed (a killed worker's message would stay
+    unprocessed until no one looks), if a worker or dispatcher claims work another holds (a message persisted
+    twice: two containers, two events, two deliveries), if a killed dispatcher's claimed delivery is never taken
+    over, or sent under another key (two CONPAS files for one container), or if receivers process instead of
+    handing over to the workers."""
+    config = routes_yaml(tmp_path, postgres_url, amqp_url, queue_prefix)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n in range(FILES):
+        (inbox / f".{n:05d}.tmp").write_bytes(coparn(n))
+
+    def role(name: str, *roles: str) -> GatewayProcess:
+        return GatewayProcess(config, *(a for r in roles for a in ("--role", r)), name=name)
+
+    workers = [role("worker-a", "worker"), role("worker-b", "worker")]
+    dispatchers = [role("dispatcher-a", "dispatcher"), role("dispatcher-b", "dispatcher")]
+    receiver = role("receiver", "receiver")
+    processes = [receiver, *workers, *dispatchers]
+    try:
+        for proc in processes[1:]:
+            proc.start()
+        receiver.start()
+        for tmp in sorted(inbox.glob(".*.tmp")):  # the receiver sees whole files only
+            tmp.rename(inbox / f"{tmp.stem.lstrip('.')}.edi")
+
+        wait_for(lambda: counts(postgres_url).get("message.done", 0) >= FILES // 4, 120, workers[0].describe)
+        workers[0].kill()
+        wait_for(lambda: counts(postgres_url).get("delivery.done", 0) >= FILES // 4, 120, dispatchers[0].describe)
+        dispatchers[0].kill()
+        at_kill = counts(postgres_url)
+        assert at_kill.get("message.done", 0) < FILES, f"the worker was killed too late to test anything: {at_kill}"
+        assert at_kill.get("delivery.done", 0) < FILES, f"the dispatcher was killed too late: {at_kill}"
+
+        def finished() -> bool:
+            c = counts(postgres_url)
+            return c.get("message.done", 0) == FILES and c.get("delivery.done", 0) == FILES
+
+        wait_for(finished, 180, lambda: f"{counts(postgres_url)}\n{workers[1].describe()}")
+    finally:
+        for proc in processes:
+            proc.stop()
+
+    final = counts(postgres_url)
+    assert final.get("message.received", 0) == 0 and final.get("message.failed", 0) == 0, final
+    assert final.get("message.duplicate", 0) == 0, final  # the receiver was never killed: nothing resent
+    engine = db.make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            per_container = dict(conn.execute(select(Container.number, func.count()).group_by(Container.number)).all())
+            announced = conn.scalar(select(func.count()).where(Event.kind == "container.announced"))
+            deliveries = conn.scalar(select(func.count()).select_from(Delivery))
+            steps = [row[0] for row in conn.execute(select(Message.steps).where(Message.direction == "in"))]
+    finally:
+        engine.dispose()
+    assert set(per_container) == {container_number(n) for n in range(FILES)}
+    assert set(per_container.values()) == {1}, "a container persisted twice"
+    assert announced == FILES and deliveries == FILES, (announced, deliveries)
+    assert all([s["step"] for s in st].count("persist") == 1 for st in steps), "a message processed twice"
+    files = sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    assert len(files) == FILES, f"{len(files)} CONPAS files for {FILES} containers"
+    assert {name.split("_")[0] for name in files} == set(per_container)
+    assert len(list((tmp_path / "archive").iterdir())) == FILES
