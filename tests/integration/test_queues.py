@@ -1,0 +1,162 @@
+"""Notices between roles through the machine's RabbitMQ (gateway/queues.py) and the Gateway's use of them: what a
+receiver, a worker and a dispatcher publish and consume, and how work whose notice is lost still gets done."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+from sqlalchemy import select
+
+from gateway import config as config_mod
+from gateway.app import Gateway
+from gateway.config import QueuesConfig
+from gateway.model import Delivery, Message
+from gateway.queues import DELIVERIES, RECEIVED, RabbitQueues, parse_ids
+from tests.acceptance.crashkit import free_port, wait_for
+from tests.conftest import COPARN_EXAMPLE, write_config
+
+
+@pytest.fixture
+def queues(amqp_url: str) -> Iterator[RabbitQueues]:
+    """Queues of this test's own prefix, deleted afterwards."""
+    rabbit = RabbitQueues(QueuesConfig(url=amqp_url, prefix=f"gw-test-{uuid.uuid4().hex[:8]}"))
+    yield rabbit
+    rabbit.close()
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    with contextlib.closing(connection):
+        channel = connection.channel()
+        for kind in (RECEIVED, DELIVERIES):
+            channel.queue_delete(rabbit.name(kind))
+
+
+def take_all(queues: RabbitQueues, kind: str) -> list[bytes]:
+    url = queues.config.url
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    with contextlib.closing(connection):
+        channel = connection.channel()
+        bodies = []
+        while True:
+            method, _props, body = channel.basic_get(queues.name(kind), auto_ack=True)
+            if method is None:
+                return bodies
+            bodies.append(body)
+
+
+def queued_gateway(tmp_path: Path, database_url: str, queues: RabbitQueues) -> Gateway:
+    config = write_config(
+        tmp_path, database_url, queues={"url": queues.config.url, "prefix": queues.config.prefix, "sweep": "1s"}
+    )
+    return Gateway(config_mod.load(config))
+
+
+def test_parse_ids_takes_an_id_or_a_list_and_ignores_the_rest() -> None:
+    """Breaks if a malformed notice (from another publisher on the same broker) raised in the consumer."""
+    assert parse_ids(b"42") == [42]
+    assert parse_ids(b"[1, 2, 3]") == [1, 2, 3]
+    assert parse_ids(b"true") == [] and parse_ids(b'["1"]') == [] and parse_ids(b"\xff") == []
+
+
+def test_queues_refuse_a_password_in_routes_yaml() -> None:
+    """Breaks if a broker password could sit in routes.yaml instead of the environment."""
+    with pytest.raises(ValueError, match="url_env"):
+        QueuesConfig(url="amqp://gw:secret@127.0.0.1/")
+
+
+def test_a_notice_put_back_while_the_database_is_away_comes_again(queues: RabbitQueues) -> None:
+    """Breaks if a notice the handler could not act on were acknowledged (its work would wait for a sweep) or if
+    the consumer did not pause after putting it back."""
+    queues.received([7])
+    seen: list[bytes] = []
+    pauses: list[int] = []
+    stop = threading.Event()
+
+    def handle(body: bytes) -> bool:
+        seen.append(body)
+        if len(seen) == 2:
+            stop.set()
+        return len(seen) > 1  # the first time the "database" is away
+
+    thread = threading.Thread(
+        target=queues.consume, args=(RECEIVED, handle, stop), kwargs={"pause": lambda: pauses.append(1)}
+    )
+    thread.start()
+    thread.join(timeout=30)
+    assert seen == [b"7", b"7"] and pauses == [1]
+    assert take_all(queues, RECEIVED) == []  # acknowledged the second time
+
+
+def test_a_receiver_without_the_worker_role_stores_archives_and_tells_the_workers(
+    tmp_path: Path, database_url: str, queues: RabbitQueues
+) -> None:
+    """Breaks if a receiver process processed payloads itself (scale-out would not spread the work), left the
+    file in the folder (stored again and again as duplicates), or did not publish the message's id."""
+    gw = queued_gateway(tmp_path, database_url, queues)
+    try:
+        gw.roles = ("receiver",)
+        (tmp_path / "inbox").mkdir()
+        (tmp_path / "inbox" / "a.edi").write_bytes(COPARN_EXAMPLE.read_bytes())
+        poller = gw.channels[0]
+        assert poller.poll_once() == 1  # type: ignore[attr-defined]
+        with gw.sessions() as s:
+            msg = s.scalars(select(Message)).one()
+            assert msg.status == "received"
+        assert [p.name for p in (tmp_path / "archive").iterdir()] == [f"{msg.id}_a.edi"]
+        assert take_all(queues, RECEIVED) == [str(msg.id).encode()]
+    finally:
+        gw.close()
+
+
+def test_a_worker_processes_a_notice_and_tells_the_dispatchers_which_deliveries(
+    tmp_path: Path, database_url: str, queues: RabbitQueues, coparn: bytes
+) -> None:
+    """Breaks if the worker's notice handling did not process the message, acknowledged a notice for work it
+    could not do, or did not hand the dispatchers the ids of the deliveries the message queued."""
+    gw = queued_gateway(tmp_path, database_url, queues)
+    try:
+        receipt = gw.receive(coparn, channel="drops")
+        assert take_all(queues, RECEIVED) == [str(receipt.message_id).encode()]
+        assert gw.work_notice(str(receipt.message_id).encode()) is True
+        assert gw.work_notice(str(receipt.message_id).encode()) is True  # a second notice: done already, acked
+        with gw.sessions() as s:
+            assert s.get_one(Message, receipt.message_id).status == "done"
+            ids = list(s.scalars(select(Delivery.id).order_by(Delivery.id)))
+        assert len(ids) == 3  # three containers, one CONPAS pre-notification each
+        notices = take_all(queues, DELIVERIES)
+        assert [parse_ids(n) for n in notices] == [ids]
+        assert gw.dispatch_notice(notices[0]) is True
+        with gw.sessions() as s:
+            assert {d.status for d in s.scalars(select(Delivery))} == {"done"}
+    finally:
+        gw.close()
+
+
+def test_work_whose_notice_was_lost_is_found_by_the_sweep(tmp_path: Path, database_url: str, coparn: bytes) -> None:
+    """Breaks if a broker that cannot be reached made the store fail (the sender must be acknowledged once the
+    payload is committed) or if the worker's sweep did not find a message no notice announced."""
+    dead_port = free_port()  # nothing listens there
+    config = write_config(tmp_path, database_url, queues={"url": f"amqp://guest:guest@127.0.0.1:{dead_port}/%2F"})
+    gw = Gateway(config_mod.load(config))
+    try:
+        receipt = gw.receive(coparn, channel="drops")
+        assert not receipt.duplicate
+        wait_for(lambda: gw.process_received(older_than=0.0) == 1, 10)
+        with gw.sessions() as s:
+            assert s.get_one(Message, receipt.message_id).status == "done"
+    finally:
+        gw.close()
+
+
+def test_run_refuses_an_unknown_role(tmp_path: Path, database_url: str) -> None:
+    """Breaks if a typo in a role ran nothing silently."""
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url)))
+    try:
+        with pytest.raises(ValueError, match="unknown role 'workers'"):
+            gw.run(threading.Event(), roles=("workers",))
+    finally:
+        gw.close()
