@@ -3,8 +3,9 @@
 Partners' JSON is untrusted. A document larger than ``MAX_BYTES`` or nested deeper than ``MAX_DEPTH`` arrays and
 objects is refused (FMT-10) before it is decoded, so a 100,000-deep ``[[[[...`` cannot exhaust the recursion of
 the decoder. Numbers longer than Python's integer digit limit, ``NaN``/``Infinity`` and an object with the same
-key twice (which reader's value wins is a matter of taste) are refused too (FMT-10); anything else that is not
-UTF-8 JSON is FMT-9 with line and column.
+key twice (which reader's value wins is a matter of taste) are refused too (FMT-10), as is a number too large for
+a double (``1e999`` would read as infinity); anything else that is not UTF-8 JSON is FMT-9 with line and column,
+and so is an escaped lone surrogate (``"\\ud800"``: no UTF-8 text, it cannot be stored).
 
 Which document it is (``kind``): the gateway reads JSON documents that say what they are in a ``"type"`` key
 (``TYPES``), one object or a non-empty list of objects of the same type. Anything else is FMT-11 ("no handler
@@ -18,6 +19,7 @@ type, rather than guessing it from a schema match, lets an invalid answer be rep
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -54,6 +56,13 @@ def _no_constant(name: str) -> Any:
     raise _refused(f"the JSON document holds {name}, which is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise _refused(f"the JSON document holds the number {text[:40]}, too large for a double")
+    return number
+
+
 def parse(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
     """The decoded document; FMT-9 (not well-formed) or FMT-10 (refused: size, depth, numbers, duplicate keys)."""
     if len(raw) > max_bytes:
@@ -75,7 +84,7 @@ def parse(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH)
             "FMT-9", f"the JSON document is not UTF-8: {exc.reason} at byte {exc.start}", step="parse"
         ) from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        document = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise GatewayError(
             "FMT-9",
@@ -85,6 +94,14 @@ def parse(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH)
         ) from None
     except (ValueError, RecursionError) as exc:  # an integer over the digit limit; depth is checked above
         raise _refused(f"the JSON document is refused: {exc}") from None
+    if "\\u" in text:  # an escaped lone surrogate (\ud800) decodes to a str that UTF-8 cannot encode
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise GatewayError(
+                "FMT-9", f"the JSON document escapes a lone surrogate ({exc.object[exc.start]!r})", step="parse"
+            ) from None
+    return document
 
 
 def kind(document: Any) -> tuple[str, list[dict[str, Any]]]:

@@ -25,6 +25,9 @@ from gateway.errors import GatewayError, Position
 MAX_BYTES = 50_000_000
 MAX_DEPTH = 100
 CATALOG = Path(__file__).resolve().parents[2] / "xsd" / "catalog.yaml"
+# libxml2's own safety limits (huge_tree off): a text node, attribute value or buffer over 10 MB, a name over 50,000
+# characters, nesting past 256; refused for safety (FMT-5) like the limits above, not reported as broken XML
+_LIBXML2_LIMITS = ("resource limit exceeded", "huge", "too long", "excessive depth", "amplification")
 
 
 def parse(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
@@ -60,6 +63,13 @@ def parse(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH)
         if "entity" in text.lower() or "doctype" in text.lower():
             raise GatewayError(
                 "FMT-5", f"the XML document uses entities or a DTD, which are refused: {text}", step="parse"
+            ) from None
+        if any(mark in text.lower() for mark in _LIBXML2_LIMITS):
+            raise GatewayError(
+                "FMT-5",
+                f"the XML document is refused: it exceeds a limit of the parser: {text}",
+                Position(path=f"line {line}, column {column}"),
+                step="parse",
             ) from None
         raise GatewayError(
             "FMT-4",
