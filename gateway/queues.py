@@ -166,10 +166,12 @@ class RabbitQueues:
                 self.name(kind), durable=True, arguments=amqp.quorum_arguments(self.config.delivery_limit)
             )
 
-    def _connect(self, what: str, timeout: float | None = None) -> Any:
+    def parameters(self, what: str, timeout: float | None = None) -> pika.URLParameters:
         url = amqp.url_from(self.config.url, self.config.url_env)
-        params = amqp.parameters(url, heartbeat=self.config.heartbeat, name=f"queues {what}", timeout=timeout)
-        return pika.BlockingConnection(params)
+        return amqp.parameters(url, heartbeat=self.config.heartbeat, name=f"queues {what}", timeout=timeout)
+
+    def _connect(self, what: str, timeout: float | None = None) -> Any:
+        return pika.BlockingConnection(self.parameters(what, timeout))
 
 
 def parse_ids(body: bytes) -> list[int]:

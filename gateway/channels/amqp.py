@@ -48,19 +48,17 @@ verification is never turned off.
 
 from __future__ import annotations
 
-import os
-import ssl
 import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 import pika
 import structlog
 from sqlalchemy import text
 
+from gateway import amqp
 from gateway.channels import Backoff
 from gateway.config import AmqpChannel
 
@@ -123,27 +121,11 @@ class AmqpConsumer:
 
     # connection ---------------------------------------------------------------------------------------------
     def url(self) -> str:
-        if self.config.url_env:
-            url = os.environ.get(self.config.url_env)
-            if not url:
-                raise RuntimeError(f"environment variable {self.config.url_env} (url_env) is not set")
-            return url
-        return self.config.url
+        return amqp.url_from(self.config.url, self.config.url_env)
 
     def parameters(self) -> pika.URLParameters:
         """Connection parameters: the URL, the heartbeat, a connection name, and verifying TLS for amqps://."""
-        url = self.url()
-        params = pika.URLParameters(url)
-        params.heartbeat = self.config.heartbeat
-        params.client_properties = {"connection_name": f"port-gateway {self.name} pid {os.getpid()}"}
-        if params.ssl_options is not None:  # amqps://
-            given = params.ssl_options
-            # pika's own default context for amqps:// has no server name to check; ours verifies both
-            context = given.context if "ssl_options" in parse_qs(urlsplit(url).query) else ssl.create_default_context()
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.check_hostname = True
-            params.ssl_options = pika.SSLOptions(context, server_hostname=given.server_hostname or params.host)
-        return params
+        return amqp.parameters(self.url(), heartbeat=self.config.heartbeat, name=self.name)
 
     def queue_arguments(self) -> dict[str, Any]:
         return {

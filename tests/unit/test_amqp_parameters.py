@@ -10,7 +10,9 @@ from urllib.parse import quote
 import pytest
 
 from gateway.channels.amqp import AmqpConsumer
-from gateway.config import AmqpChannel
+from gateway.config import AmqpChannel, AmqpSink, QueuesConfig
+from gateway.outbound.sinks.amqp import AmqpSinkPublisher
+from gateway.queues import RabbitQueues
 
 
 def consumer(**fields: object) -> AmqpConsumer:
@@ -65,3 +67,16 @@ def test_dead_letter_names_default_to_the_queue_name() -> None:
         consumer(dead_letter_exchange="dlx", dead_letter_queue="dead").queue_arguments()["x-dead-letter-routing-key"]
         == "dead"
     )
+
+
+def test_the_sink_and_the_queues_verify_amqps_as_the_channel_does() -> None:
+    """Breaks if the AMQP sink or the notice queues between roles connected over amqps:// without checking the
+    host name (the sink once built its own parameters and left pika's default context in place)."""
+    url = "amqps://mq.example.jp/%2F"
+    sink = AmqpSinkPublisher(AmqpSink.model_validate({"type": "amqp", "url": url, "routing_key": "k"}))
+    queues = RabbitQueues(QueuesConfig(url=url))
+    for params in (sink.parameters(), queues.parameters("publisher")):
+        assert params.ssl_options is not None
+        assert params.ssl_options.context.verify_mode == ssl.CERT_REQUIRED
+        assert params.ssl_options.context.check_hostname is True
+        assert params.ssl_options.server_hostname == "mq.example.jp"

@@ -14,13 +14,13 @@ thread connects again.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from typing import Any
 
 import pika
 import pika.exceptions as pe
 
+from gateway import amqp
 from gateway.config import AmqpSink
 from gateway.outbound.sinks import SinkError
 
@@ -31,12 +31,13 @@ class AmqpSinkPublisher:
         self._local = threading.local()  # .connection, .channel of this thread
 
     def _url(self) -> str:
-        if self.config.url_env is None:
-            return self.config.url
-        url = os.environ.get(self.config.url_env)
-        if url is None:
-            raise SinkError(f"the environment variable {self.config.url_env} (url_env) is not set", retryable=False)
-        return url
+        try:
+            return amqp.url_from(self.config.url, self.config.url_env)
+        except amqp.MissingUrl as exc:
+            raise SinkError(str(exc), retryable=False) from None
+
+    def parameters(self) -> pika.URLParameters:
+        return amqp.parameters(self._url(), heartbeat=self.config.heartbeat, name="sink", timeout=self.config.timeout)
 
     def _channel(self) -> Any:
         channel = getattr(self._local, "channel", None)
@@ -44,13 +45,7 @@ class AmqpSinkPublisher:
             return channel
         connection = getattr(self._local, "connection", None)
         if connection is None or not connection.is_open:
-            params = pika.URLParameters(self._url())
-            params.heartbeat = self.config.heartbeat
-            params.socket_timeout = self.config.timeout
-            params.blocked_connection_timeout = self.config.timeout
-            params.connection_attempts = 1
-            params.client_properties = {"connection_name": "port-gateway sink"}
-            connection = pika.BlockingConnection(params)
+            connection = pika.BlockingConnection(self.parameters())
             self._local.connection = connection
         channel = connection.channel()
         channel.confirm_delivery()
