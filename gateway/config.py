@@ -144,6 +144,8 @@ class FolderChannel(ChannelBase):
     # a file is taken only once its size and mtime have not changed for this long (writers still busy)
     settle: Duration = 1.0
     partner: str | None = None  # otherwise taken from the UNB sender via partners.*.edifact_ids
+    # a file is read into memory whole; a larger one is not read but moved to `failed` as oversize_<name>
+    max_bytes: int = Field(default=100_000_000, ge=1)
 
 
 class SftpChannel(ChannelBase):

@@ -60,7 +60,7 @@ class FolderPoller:
         present = set()
         for path in self._waiting():
             present.add(path)
-            if self._settled(path, now):
+            if self._settled(path, now) and not self._refused(path):
                 try:
                     self.take(path)
                     taken += 1
@@ -91,6 +91,32 @@ class FolderPoller:
             self._seen[path] = (st.st_size, st.st_mtime, now)
             return False
         return now - seen[2] >= self.config.settle
+
+    def _refused(self, path: Path) -> bool:
+        """True when ``path`` is larger than ``max_bytes``: it is moved to ``failed`` as ``oversize_<name>``
+        without being read (reading a 2 GB file whole would take the gateway's memory) and logged."""
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return True
+        if size <= self.config.max_bytes:
+            return False
+        self.config.failed.mkdir(parents=True, exist_ok=True)
+        target = self.config.failed / f"oversize_{path.name}"
+        n = 1
+        while target.exists():  # the same name refused before: keep both
+            n += 1
+            target = self.config.failed / f"oversize_{n}_{path.name}"
+        shutil.move(path, target)
+        log.error(
+            "file refused: too large",
+            channel=self.name,
+            file=path.name,
+            size=size,
+            limit=self.config.max_bytes,
+            moved_to=str(target),
+        )
+        return True
 
     def take(self, path: Path) -> Taken:
         raw = path.read_bytes()
