@@ -516,7 +516,10 @@ class Audit(Base):
     """Who did what, when, to what: every dashboard action, login and logout (``gateway/store/audit.py``)."""
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_target", "target_kind", "target_id"),)
+    __table_args__ = (
+        Index("ix_audit_target", "target_kind", "target_id"),
+        Index("ix_audit_action_at", "action", "at"),  # the failed-login limit (audit.failed_logins)
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.model import Audit, utcnow
@@ -60,6 +60,15 @@ def record(
     )
     session.add(row)
     return row
+
+
+def failed_logins(session: Session, login: str, since: datetime) -> int:
+    """Failed logins of ``login`` (any case) since ``since``. Read from the audit log, so the failed-login limit
+    holds across every web process of a scaled-out gateway (``ix_audit_action_at``)."""
+    query = select(func.count()).where(
+        Audit.action == "login.failed", Audit.at >= since, func.lower(Audit.login) == login[:64].lower()
+    )
+    return int(session.scalar(query) or 0)
 
 
 def recent(session: Session, *, before: int | None = None, limit: int = 100) -> list[Audit]:

@@ -1,30 +1,31 @@
 """Login, logout and the language switch.
 
 The login form carries a CSRF token of its own (a ``gw_login_csrf`` cookie compared with the hidden field), so
-that no POST goes unchecked. Failed logins are limited per login name (the ``limits`` library's moving window,
-in memory, per process): over the limit even the right password is refused until the window has passed.
-Logins, logouts, failed and limited logins go to the audit log.
+that no POST goes unchecked. Failed logins are limited per login name: the audit log's ``login.failed`` rows of
+the last ``FAILED_LOGIN_WINDOW`` are counted (a moving window shared by every web process, since they share the
+database); over the limit even the right password is refused until the window has passed. Logins, logouts,
+failed and limited logins go to the audit log.
 
 No ``from __future__ import annotations``: FastAPI reads the dependency annotations at run time.
 """
 
 import hmac
 import secrets
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
+from gateway.model import utcnow
 from gateway.store import audit, users, web_sessions
 from gateway.web import i18n
 from gateway.web.dashboard.web import SECURITY_HEADERS, SESSION_COOKIE, Forbidden, SessionUser, Web, safe_next
 
 LOGIN_CSRF_COOKIE = "gw_login_csrf"
-FAILED_LOGIN_LIMIT = "5 per 15 minutes"  # per login name
+FAILED_LOGIN_LIMIT = 5  # failed logins per login name within the window; the next attempt is refused
+FAILED_LOGIN_WINDOW = timedelta(minutes=15)
 
 
 def quote_next(path: str) -> str:
@@ -33,8 +34,6 @@ def quote_next(path: str) -> str:
 
 def routes(web: Web) -> APIRouter:
     router = APIRouter()
-    limiter = MovingWindowRateLimiter(MemoryStorage())
-    limit = parse(FAILED_LOGIN_LIMIT)
     gateway = web.gateway
 
     def login_page(request: Request, next_path: str, *, error: str | None = None, status: int = 200) -> Response:
@@ -65,16 +64,19 @@ def routes(web: Web) -> APIRouter:
         if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
             raise Forbidden("error.csrf")
         name = login.strip()
-        key = name.lower()
         target = safe_next(next)
-        if not limiter.test(limit, key):
-            with gateway.sessions.begin() as s:
-                audit.record(s, users.by_login(s, name) or name, "login.limited", None, {"limit": FAILED_LOGIN_LIMIT})
+        with gateway.sessions.begin() as s:
+            if audit.failed_logins(s, name, utcnow() - FAILED_LOGIN_WINDOW) >= FAILED_LOGIN_LIMIT:
+                limit = {"limit": f"{FAILED_LOGIN_LIMIT} per {FAILED_LOGIN_WINDOW.seconds // 60} minutes"}
+                audit.record(s, users.by_login(s, name) or name, "login.limited", None, limit)
+                user, limited = None, True
+            else:
+                limited = False
+        if limited:
             return login_page(request, target, error="login.limited", status=429)
         with gateway.sessions.begin() as s:
             user = users.authenticate(s, name, password)
             if user is None:
-                limiter.hit(limit, key)
                 audit.record(s, users.by_login(s, name) or name, "login.failed")
             else:
                 token, row = web_sessions.create(s, user, gateway.config.http.session_hours)

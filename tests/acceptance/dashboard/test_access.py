@@ -104,6 +104,19 @@ def test_failed_logins_are_limited_per_login_name(gw: Gateway) -> None:
     assert actions == ["login.failed"] * 5 + ["login.limited", "login"]
 
 
+def test_the_failed_login_limit_holds_across_web_processes_and_moves_on(gw: Gateway) -> None:
+    """Breaks if each web process (here: two apps, as two `gateway run --role web` would have) counted failed
+    logins of its own, so that an attacker got the limit once per process, if the name's case escaped it, or if
+    failures older than the window still counted."""
+    first, second = _client(gw), _client(gw)
+    for client in (first, second, first, second, first):
+        assert _login(client, "Hanako", "guess") == 401
+    assert _login(second, "hanako", "correct-horse") == 429
+    with gw.sessions.begin() as s:  # the window has passed
+        s.execute(update(Audit).values(at=utcnow() - timedelta(minutes=16)))
+    assert _login(first, "hanako", "correct-horse") == 303
+
+
 def test_audit_record_names_the_actor_and_target(gw: Gateway) -> None:
     with gw.sessions.begin() as s:
         user = s.scalars(select(User).where(User.login == "hanako")).one()
