@@ -35,6 +35,7 @@ def parameters(url: str, *, heartbeat: int, name: str, timeout: float | None = N
     if timeout is not None:
         params.socket_timeout = timeout
         params.blocked_connection_timeout = timeout
+        params.stack_timeout = timeout  # the whole connection set-up (TCP, TLS, AMQP handshake)
         params.connection_attempts = 1
     if params.ssl_options is not None:  # amqps://
         given = params.ssl_options

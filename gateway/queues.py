@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -36,6 +37,8 @@ log = structlog.get_logger("gateway.queues")
 RECEIVED = "received"
 DELIVERIES = "deliveries"
 TURN = 0.5  # seconds one process_data_events turn may block: how soon stop is seen
+RETRY_AFTER = 5.0  # seconds publishing rests after it failed
+PUBLISH_TIMEOUT = 10.0  # seconds a publisher waits for the broker to connect and confirm
 
 
 class Notices(Protocol):
@@ -69,6 +72,7 @@ class RabbitQueues:
     def __init__(self, config: QueuesConfig) -> None:
         self.config = config
         self._local = threading.local()
+        self._down_until = 0.0  # monotonic time before which publishing is not tried (the broker was away)
 
     def name(self, kind: str) -> str:
         return f"{self.config.prefix}.{kind}"
@@ -84,8 +88,13 @@ class RabbitQueues:
 
     def _publish(self, kind: str, body: bytes) -> None:
         """Publish with a confirm; a failure is logged, never raised: the work is committed and the sweep finds
-        it, so the sender of the payload is acknowledged all the same."""
-        for attempt in (1, 2):  # a connection kept since an earlier publish may have gone stale
+        it, so the sender of the payload is acknowledged all the same. After a failure no thread tries again for
+        ``RETRY_AFTER`` seconds, so a broker that is down does not slow every receipt by a connect timeout."""
+        if time.monotonic() < self._down_until:
+            return
+        # a connection kept since an earlier publish may have gone stale: then one more try on a new one
+        attempts = 2 if getattr(self._local, "channel", None) is not None else 1
+        for attempt in range(1, attempts + 1):
             try:
                 self._channel().basic_publish(
                     "", self.name(kind), body, properties=pika.BasicProperties(delivery_mode=2), mandatory=True
@@ -93,18 +102,20 @@ class RabbitQueues:
                 return
             except Exception as exc:
                 self._drop()
-                if attempt == 2:
+                if attempt == attempts:
+                    self._down_until = time.monotonic() + RETRY_AFTER
                     log.warning(
-                        "notice not published; the sweep will find the work",
+                        "notices not published for a while; the sweep will find the work",
                         queue=self.name(kind),
                         error=_describe(exc),
+                        retry_in=RETRY_AFTER,
                     )
 
     def _channel(self) -> Any:
         channel = getattr(self._local, "channel", None)
         if channel is not None and channel.is_open:
             return channel
-        connection = self._connect("publisher", timeout=10.0)
+        connection = self._connect("publisher", timeout=PUBLISH_TIMEOUT)
         channel = connection.channel()
         self.declare(channel)
         channel.confirm_delivery()

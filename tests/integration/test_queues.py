@@ -4,7 +4,9 @@ receiver, a worker and a dispatcher publish and consume, and how work whose noti
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from gateway import config as config_mod
+from gateway import queues as queues_mod
 from gateway.app import Gateway
 from gateway.config import QueuesConfig
 from gateway.model import Delivery, Message
 from gateway.queues import DELIVERIES, RECEIVED, RabbitQueues, parse_ids
-from tests.acceptance.crashkit import free_port, wait_for
+from tests.acceptance.crashkit import wait_for
 from tests.conftest import COPARN_EXAMPLE, write_config
 
 
@@ -136,16 +139,27 @@ def test_a_worker_processes_a_notice_and_tells_the_dispatchers_which_deliveries(
         gw.close()
 
 
-def test_work_whose_notice_was_lost_is_found_by_the_sweep(tmp_path: Path, database_url: str, coparn: bytes) -> None:
-    """Breaks if a broker that cannot be reached made the store fail (the sender must be acknowledged once the
-    payload is committed) or if the worker's sweep did not find a message no notice announced."""
-    dead_port = free_port()  # nothing listens there
-    config = write_config(tmp_path, database_url, queues={"url": f"amqp://guest:guest@127.0.0.1:{dead_port}/%2F"})
+def test_work_whose_notice_was_lost_is_found_by_the_sweep(
+    tmp_path: Path, database_url: str, coparn: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Breaks if a broker that does not answer made the store fail (the sender must be acknowledged once the
+    payload is committed), if every receipt waited for the broker's timeout again, or if the worker's sweep did
+    not find a message no notice announced."""
+    monkeypatch.setattr(queues_mod, "PUBLISH_TIMEOUT", 1.0)
+    silent = socket.socket()  # accepts connections (the kernel does) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    config = write_config(tmp_path, database_url, queues={"url": f"amqp://guest:guest@127.0.0.1:{port}/%2F"})
     gw = Gateway(config_mod.load(config))
     try:
         receipt = gw.receive(coparn, channel="drops")
         assert not receipt.duplicate
-        wait_for(lambda: gw.process_received(older_than=0.0) == 1, 10)
+        started = time.monotonic()
+        second = gw.receive(coparn.replace(b"20261124001", b"20261124002"), channel="drops")
+        assert time.monotonic() - started < 0.5  # publishing rests after a failure: no connect attempt per receipt
+        wait_for(lambda: gw.process_received(older_than=0.0) == 2, 10)
+        assert second.message_id != receipt.message_id
         with gw.sessions() as s:
             assert s.get_one(Message, receipt.message_id).status == "done"
     finally:
