@@ -33,6 +33,22 @@ class Taken:
 Accept = Callable[..., Taken]
 
 
+NAME_MAX = 255  # bytes in one file name (Linux and most SFTP servers' file systems)
+
+
+def prefixed(prefix: str, name: str) -> str:
+    """``prefix + name``, cut to fit ``NAME_MAX`` bytes: the middle of the name goes, its last 16 bytes (the
+    extension) stay. A 250-byte name made a 255+ byte archive name the move could never create."""
+    whole = prefix + name
+    if len(whole.encode("utf-8", "surrogateescape")) <= NAME_MAX:
+        return whole
+    raw = name.encode("utf-8", "surrogateescape")
+    tail = raw[-16:].decode("utf-8", "ignore")
+    room = NAME_MAX - len(prefix.encode("utf-8", "surrogateescape")) - len(tail.encode("utf-8", "surrogateescape"))
+    head = raw[:room].decode("utf-8", "ignore")
+    return prefix + head + tail
+
+
 class FolderPoller:
     def __init__(self, name: str, config: FolderChannel, accept: Accept, up: Callable[[float], None]) -> None:
         self.name = name
@@ -102,11 +118,11 @@ class FolderPoller:
         if size <= self.config.max_bytes:
             return False
         self.config.failed.mkdir(parents=True, exist_ok=True)
-        target = self.config.failed / f"oversize_{path.name}"
+        target = self.config.failed / prefixed("oversize_", path.name)
         n = 1
         while target.exists():  # the same name refused before: keep both
             n += 1
-            target = self.config.failed / f"oversize_{n}_{path.name}"
+            target = self.config.failed / prefixed(f"oversize_{n}_", path.name)
         shutil.move(path, target)
         log.error(
             "file refused: too large",
@@ -128,7 +144,7 @@ class FolderPoller:
             return result
         target_dir = self.config.failed if result.outcome == "failed" else self.config.archive
         target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{result.message_id}_{path.name}"
+        target = target_dir / prefixed(f"{result.message_id}_", path.name)
         shutil.move(path, target)  # a rename when on the same file system
         self._seen.pop(path, None)
         log.info("file taken", file=path.name, status=result.status, moved_to=str(target), message_id=result.message_id)

@@ -7,7 +7,9 @@ offered in the log, and no credentials are sent. Then password (from the environ
 and/or key authentication.
 
 Every ``poll`` the remote folder is listed; a file whose name matches ``pattern`` (dot files, folders and links
-are skipped) is taken once its size and mtime have held still for ``settle`` seconds, remembered across polls.
+are skipped; so is a listed name that is not a plain file name, with a separator, a NUL or over 255 bytes:
+:func:`plain_name`, logged once and counted in ``gateway_channel_refused{reason="name"}``) is taken once its size
+and mtime have held still for ``settle`` seconds, remembered across polls.
 Taking a file: download it into memory (at most :data:`MAX_FILE_BYTES`; a larger file is refused, counted in
 ``gateway_channel_refused{reason="size"}`` and left where it is), check it did not change while being read,
 :meth:`Gateway.receive` it (which returns after the commit), and only then delete it or rename it into
@@ -41,6 +43,7 @@ import paramiko
 import structlog
 
 from gateway.channels import Backoff
+from gateway.channels.folder import prefixed
 from gateway.config import SftpChannel
 
 if TYPE_CHECKING:
@@ -133,6 +136,7 @@ class SftpPoller:
         self._seen: dict[str, tuple[int, int, float]] = {}  # remote path → size, mtime, since when unchanged
         self._stored: dict[str, tuple[int, int, int]] = {}  # stored, not yet removed: path → size, mtime, message id
         self._too_large: set[tuple[str, int, int]] = set()  # refused (path, size, mtime): not pending, logged once
+        self._bad_names: set[str] = set()  # listed names that are not plain file names: skipped, logged once
         self._looked = threading.Event()  # a listing was made, or the server could not be reached
 
     # the loop ----------------------------------------------------------------------------------------------
@@ -219,14 +223,22 @@ class SftpPoller:
             entries = sftp.listdir_attr(cfg.path)
         except OSError as exc:
             raise ListingFailed(f"cannot list the remote folder {cfg.path!r}: {exc}") from exc
+        bad: set[str] = set()
         for attrs in entries:
             name = attrs.filename
             if name.startswith(".") or not fnmatch.fnmatchcase(name, cfg.pattern):
+                continue
+            if not plain_name(name):
+                bad.add(name)
                 continue
             if attrs.st_mode is not None and not stat.S_ISREG(attrs.st_mode):
                 continue  # folders, links, devices
             path = name if cfg.path in ("", ".") else posixpath.join(cfg.path, name)
             found.append(Remote(name, path, attrs.st_size or 0, attrs.st_mtime or 0))
+        for name in sorted(bad - self._bad_names):
+            self.gateway.metrics.refused.labels(self.name, "name").inc()
+            log.error("sftp file refused: not a plain file name", channel=self.name, name=name[:300])
+        self._bad_names = bad
         return sorted(found, key=lambda r: r.name)
 
     def settled(self, listed: list[Remote], now: float) -> list[Remote]:
@@ -363,7 +375,7 @@ class SftpPoller:
     def remove(self, sftp: paramiko.SFTPClient, remote: Remote, message_id: int) -> str | None:
         """Delete the remote file, or rename it into ``move_to`` as ``<message id>_<name>``; the new path."""
         if self.config.after == "move" and self.config.move_to:
-            target = posixpath.join(self.config.move_to, f"{message_id}_{remote.name}")
+            target = posixpath.join(self.config.move_to, prefixed(f"{message_id}_", remote.name))
             sftp.rename(remote.path, target)
             return target
         with contextlib.suppress(FileNotFoundError):  # gone already (someone else removed it): nothing to do
@@ -382,6 +394,13 @@ class SftpPoller:
             size=remote.size,
             limit=MAX_FILE_BYTES,
         )
+
+
+def plain_name(name: str) -> bool:
+    """A name a server may list in a folder: no separator (``a/../../x`` would reach outside ``path`` and, moved
+    into ``move_to``, outside it too; ``\\`` is one on Windows servers), no NUL, at most 255 bytes. Other
+    characters, a line break included, are the partner's choice: the name is stored as listed."""
+    return bool(name) and not any(c in name for c in "/\\\x00") and len(name.encode("utf-8", "surrogateescape")) <= 255
 
 
 # connecting (shared with the SFTP sink, gateway/outbound/sinks/sftp.py) --------------------------------------
