@@ -23,6 +23,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
 import pika
@@ -157,15 +159,16 @@ class RabbitQueues:
             channel.basic_consume(self.name(kind), lambda _ch, method, _props, body: waiting.append((method, body)))
             log.info("consuming", queue=self.name(kind))
             backoff.reset()
-            while not stop.is_set():
-                connection.process_data_events(time_limit=TURN)
-                while waiting and not stop.is_set():
-                    method, body = waiting.popleft()
-                    if handle(body):
-                        channel.basic_ack(method.delivery_tag)
-                    else:
-                        channel.basic_nack(method.delivery_tag, requeue=True)
-                        pause()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue:{kind}:work") as executor:
+                while not stop.is_set():
+                    connection.process_data_events(time_limit=TURN)
+                    while waiting and not stop.is_set():
+                        method, body = waiting.popleft()
+                        if _while_answering_heartbeats(connection, executor.submit(handle, body)):
+                            channel.basic_ack(method.delivery_tag)
+                        else:
+                            channel.basic_nack(method.delivery_tag, requeue=True)
+                            pause()
         finally:
             with contextlib.suppress(Exception):
                 connection.close()  # what was received and not acknowledged goes back to the queue
@@ -183,6 +186,17 @@ class RabbitQueues:
 
     def _connect(self, what: str, timeout: float | None = None) -> Any:
         return pika.BlockingConnection(self.parameters(what, timeout))
+
+
+def _while_answering_heartbeats(connection: Any, work: Future[bool]) -> bool:
+    """Wait for ``work`` (in the executor's thread) while this thread, the connection's own, keeps answering
+    heartbeats: a 200 MB interchange takes minutes, and a silent connection would be closed by the broker and
+    its notices handed to another worker while this one is still at it."""
+    while True:
+        try:
+            return work.result(timeout=TURN)
+        except FutureTimeout:
+            connection.process_data_events(time_limit=0)
 
 
 def parse_ids(body: bytes) -> list[int]:

@@ -94,6 +94,29 @@ def test_a_notice_put_back_while_the_database_is_away_comes_again(queues: Rabbit
     assert take_all(queues, RECEIVED) == []  # acknowledged the second time
 
 
+def test_long_work_keeps_the_connection_and_its_notice(amqp_url: str, queues: RabbitQueues) -> None:
+    """Breaks if the consumer stopped answering heartbeats while a notice's work went on (a 200 MB interchange
+    takes minutes): the broker would close the connection, the acknowledgement would fail and the notice would go
+    to another worker while this one still processed it."""
+    slow = RabbitQueues(queues.config.model_copy(update={"heartbeat": 1}))
+    slow.received([9])
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def handle(body: bytes) -> bool:
+        seen.append(body)
+        time.sleep(4.5)  # several heartbeat intervals
+        stop.set()
+        return True
+
+    thread = threading.Thread(target=slow.consume, args=(RECEIVED, handle, stop), kwargs={"pause": lambda: None})
+    thread.start()
+    thread.join(timeout=60)
+    slow.close()
+    assert seen == [b"9"]
+    assert take_all(queues, RECEIVED) == []  # acknowledged on the connection that received it
+
+
 def test_a_receiver_without_the_worker_role_stores_archives_and_tells_the_workers(
     tmp_path: Path, database_url: str, queues: RabbitQueues
 ) -> None:
