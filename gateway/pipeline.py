@@ -65,6 +65,12 @@ class Work:
     naccs: ReplyPart | None = None  # a NACCS output message (or a part of a split one)
     json_items: list[dict[str, Any]] = field(default_factory=list)  # JSON: the documents of one known "type"
     json_list: bool = False  # JSON: the payload was a list (positions are $[i]...)
+    writer: CanonicalWriter | None = None  # EDIFACT: map hands it full chunks, persist writes the rest
+
+    def canonical_writer(self) -> CanonicalWriter:
+        if self.writer is None:
+            self.writer = CanonicalWriter(self.session, self.message, self.routes)
+        return self.writer
 
     @property
     def partner(self) -> str | None:
@@ -206,11 +212,31 @@ def map_records(work: Work) -> None:
         return
     if work.format in ("naccs", "json"):
         return  # a NACCS reply or a CONPAS answer is not mapped: persist matches it to what it answers
+    map_edifact(work)
+
+
+def map_edifact(work: Work) -> None:
+    """Each message, in chunks: a full chunk goes to the writer at once (persisted in this same transaction), so
+    a huge interchange never holds more than one chunk of mapped records; persist writes the last one.
+
+    A persist error of an earlier chunk surfaces here, still as a persist error (PER-1 for a stale form)."""
+    writer = work.canonical_writer()
+    found: dict[tuple[str, str], LoadedMapping] = {}
+    channel = work.message.channel
     for msg in work.messages:
-        mapping = work.mappings.find(
-            format="edifact", message=msg.type, version=msg.version, partner=work.partner, channel=work.message.channel
-        )
+        key = (msg.type, msg.version)
+        mapping = found.get(key)
+        if mapping is None:
+            mapping = found[key] = work.mappings.find(
+                format="edifact", message=msg.type, version=msg.version, partner=work.partner, channel=channel
+            )
         work.mapped.append(apply(mapping, msg))
+        if len(work.mapped) >= writer.chunk:
+            chunk, work.mapped = work.mapped, []
+            try:
+                writer.write_many(chunk)
+            except StaleDataError as exc:
+                raise GatewayError("PER-1", f"stale form version: {exc}", step="persist") from None
 
 
 def map_csv_rows(work: Work) -> None:
@@ -229,7 +255,7 @@ def map_csv_rows(work: Work) -> None:
 
 
 def persist(work: Work) -> None:
-    writer = CanonicalWriter(work.session, work.message, work.routes)
+    writer = work.canonical_writer()
     if work.naccs is not None:
         writer.naccs_reply(work.naccs)
     for i, answer in enumerate(work.json_items):  # CONPAS pre-matching answers, recorded as the HTTP path does
@@ -242,7 +268,8 @@ def persist(work: Work) -> None:
             path=json_path(work, i),
         )
     for mapped in work.mapped:
-        writer.write(mapped)
+        writer.add(mapped)
+    writer.finish()
     work.message.problems = work.problems
     work.session.flush()
 

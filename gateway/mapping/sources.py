@@ -77,6 +77,8 @@ class EdifactSource:
         self.reference = msg.reference
         self.type = msg.type
         self.issued_at = _unb_time(msg)
+        # segments by tag, per pool (the message, or one group by its id): a field looks only at its tag's
+        self._by_tag: dict[int, tuple[Sequence[Segment], dict[str, list[Segment]]]] = {}
 
     def groups(self, each: str, until: Sequence[str]) -> list[Any]:
         start = _selector(each)
@@ -96,7 +98,16 @@ class EdifactSource:
         assert isinstance(selector, str)
         sel = _selector(selector)
         pool = self.msg.segments if whole or group is None else group
-        return [s for s in pool if matches(s, sel)]
+        cached = self._by_tag.get(id(pool))
+        if cached is None:
+            index: dict[str, list[Segment]] = {}
+            for seg in pool:
+                index.setdefault(seg.tag, []).append(seg)
+            cached = self._by_tag[id(pool)] = (pool, index)  # the pool is kept, so its id is not reused
+        same_tag = cached[1].get(sel.tag, ())
+        if not sel.qualifiers:
+            return list(same_tag)
+        return [s for s in same_tag if matches(s, sel)]
 
     def read(self, node: Any, path: str | None) -> str | None:
         if path is None or node is None:
