@@ -799,12 +799,12 @@ class CanonicalWriter:
     """
 
     def __init__(
-        self, session: Session, message: Message, routes: Mapping[str, RouteConfig], *, chunk: int = CHUNK
+        self, session: Session, message: Message, routes: Mapping[str, RouteConfig], *, chunk: int | None = None
     ) -> None:
         self.session = session
         self.message = message
         self.routes = routes
-        self.chunk = chunk
+        self.chunk = chunk or CHUNK
         partner = message.partner
         self.partner_code = partner.code if partner else None
         self.partner_id = partner.id if partner else None
