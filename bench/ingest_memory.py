@@ -235,7 +235,8 @@ def main() -> None:
                     above = results[run]["peak_mb"] - results[run]["baseline_mb"]
                     print(
                         f"memory above baseline, {run} / pydifact: {above:.0f} / {peer_above:.0f} MB = "
-                        f"{above / peer_above:.2f}x"
+                        f"{above / peer_above:.3f}x"
+                        + (f" ({peer_above / above:.0f}x less)" if 0 < above < peer_above else "")
                     )
 
 
