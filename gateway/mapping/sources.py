@@ -77,8 +77,10 @@ class EdifactSource:
         self.reference = msg.reference
         self.type = msg.type
         self.issued_at = _unb_time(msg)
-        # segments by tag, per pool (the message, or one group by its id): a field looks only at its tag's
+        # segments by tag, per pool (the message, or one group by its id): a field looks only at its tag's;
+        # and what each selector found in a pool (fields of one record often read the same segment)
         self._by_tag: dict[int, tuple[Sequence[Segment], dict[str, list[Segment]]]] = {}
+        self._found: dict[tuple[int, str], list[Segment]] = {}
 
     def groups(self, each: str, until: Sequence[str]) -> list[Any]:
         start = _selector(each)
@@ -96,8 +98,11 @@ class EdifactSource:
 
     def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
         assert isinstance(selector, str)
-        sel = _selector(selector)
         pool = self.msg.segments if whole or group is None else group
+        found = self._found.get((id(pool), selector))
+        if found is not None:
+            return list(found)
+        sel = _selector(selector)
         cached = self._by_tag.get(id(pool))
         if cached is None:
             index: dict[str, list[Segment]] = {}
@@ -105,9 +110,9 @@ class EdifactSource:
                 index.setdefault(seg.tag, []).append(seg)
             cached = self._by_tag[id(pool)] = (pool, index)  # the pool is kept, so its id is not reused
         same_tag = cached[1].get(sel.tag, ())
-        if not sel.qualifiers:
-            return list(same_tag)
-        return [s for s in same_tag if matches(s, sel)]
+        found = list(same_tag) if not sel.qualifiers else [s for s in same_tag if matches(s, sel)]
+        self._found[(id(pool), selector)] = found
+        return list(found)
 
     def read(self, node: Any, path: str | None) -> str | None:
         if path is None or node is None:
