@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +27,24 @@ from gateway.outbound.sinks import Sink, SinkError, make_sink
 from gateway.store import outbox
 
 log = structlog.get_logger("gateway.dispatch")
+
+_FAILED = object()  # a send that failed and was settled
+SETTLE_EVERY = 20  # sent deliveries settled in one transaction
+SETTLE_WITHIN = 1.0  # seconds a sent delivery may wait for its group's settling
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed delivery with its rendered payload, ready to send."""
+
+    delivery_id: int
+    token: datetime
+    route: str
+    payload: bytes
+    name: str
+    key: str
+    message_id: int
+    content_type: str | None
 
 
 class Dispatcher:
@@ -56,8 +76,7 @@ class Dispatcher:
             claims = outbox.claim_due(
                 s, limit=limit, lease=self.lease, exclude_routes=self.disabled_routes, ordered=self.ordered, ids=ids
             )
-        for delivery_id, token in claims:
-            self.deliver(delivery_id, token)
+        self.deliver_many(claims)
         return len(claims)
 
     def drain(self, limit: int = 100) -> int:
@@ -73,38 +92,62 @@ class Dispatcher:
         If the lease ran out and another dispatcher took the delivery over, this one stops: nothing is sent or
         settled twice by two dispatchers.
         """
+        self.deliver_many([(delivery_id, token)])
+
+    def deliver_many(self, claims: Sequence[tuple[int, datetime]]) -> None:
+        """Send claimed deliveries: render those not rendered yet and commit them (one transaction for the
+        batch), send each, and settle the sent ones in groups (one transaction per ``SETTLE_EVERY`` sends or
+        ``SETTLE_WITHIN`` seconds, whichever comes first). A failed send is settled at once, on its own. A crash
+        after a send and before its group's commit leaves the delivery ``sending``: after its lease it is sent
+        again, same bytes, same key, as after a crash in the middle of one send."""
+        if not claims:
+            return
         started = utcnow()
-        with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
-            prepared = self._prepare(delivery_id, token)
-            if prepared is None:
-                return
-            route_name, payload, name, key, message_id, content_type = prepared
-            with structlog.contextvars.bound_contextvars(message_id=message_id, route=route_name):
-                try:
-                    answer = self.sinks[route_name].send(
-                        payload, name=name, idempotency_key=key, content_type=content_type
-                    )
-                except SinkError as exc:
-                    error = {"code": "OUT-2", "text": str(exc)}
-                    self._failed(
-                        delivery_id, token, started, error, retryable=exc.retryable, retry_after=exc.retry_after
-                    )
-                    return
-                except Exception as exc:  # a sink bug: record the attempt and let the policy retry it
-                    log.error("sink error", exc_info=True)
-                    error = {"code": "OUT-2", "text": f"{type(exc).__name__}: {exc}"}
-                    self._failed(delivery_id, token, started, error, retryable=True)
-                    return
-                with self.sessions.begin() as s:
-                    delivery = _held(s, delivery_id, token)
+        with self.sessions.begin() as s:
+            prepared = [p for delivery_id, token in claims if (p := self._prepare_in(s, delivery_id, token))]
+        sent: list[tuple[Prepared, bytes | None]] = []
+        flushed = time.monotonic()
+        for p in prepared:
+            with structlog.contextvars.bound_contextvars(
+                delivery_id=p.delivery_id, message_id=p.message_id, route=p.route
+            ):
+                answer = self._send(p, started)
+            if answer is not _FAILED:
+                sent.append((p, answer if isinstance(answer, bytes) else None))
+            if len(sent) >= SETTLE_EVERY or (sent and time.monotonic() - flushed >= SETTLE_WITHIN):
+                self._settle_sent(sent, started)
+                sent, flushed = [], time.monotonic()
+        if sent:
+            self._settle_sent(sent, started)
+
+    def _send(self, p: Prepared, started: datetime) -> bytes | object | None:
+        """The peer's answer (or None), or ``_FAILED`` after the failed attempt was settled."""
+        try:
+            return self.sinks[p.route].send(p.payload, name=p.name, idempotency_key=p.key, content_type=p.content_type)
+        except SinkError as exc:
+            error = {"code": "OUT-2", "text": str(exc)}
+            self._failed(p.delivery_id, p.token, started, error, retryable=exc.retryable, retry_after=exc.retry_after)
+        except Exception as exc:  # a sink bug: record the attempt and let the policy retry it
+            log.error("sink error", exc_info=True)
+            error = {"code": "OUT-2", "text": f"{type(exc).__name__}: {exc}"}
+            self._failed(p.delivery_id, p.token, started, error, retryable=True)
+        return _FAILED
+
+    def _settle_sent(self, sent: list[tuple[Prepared, bytes | None]], started: datetime) -> None:
+        with self.sessions.begin() as s:
+            for p, answer in sent:
+                with structlog.contextvars.bound_contextvars(
+                    delivery_id=p.delivery_id, message_id=p.message_id, route=p.route
+                ):
+                    delivery = _held(s, p.delivery_id, p.token)
                     if delivery is None:
                         log.warning("lease lost while sending; the other dispatcher settles it")
-                        return
+                        continue
                     outbox.settle(s, delivery, outcome="ok", started_at=started)
-                    s.get_one(Message, message_id).status = MessageStatus.SENT.value
+                    s.get_one(Message, p.message_id).status = MessageStatus.SENT.value
                     if answer:
                         self._record_answer(s, delivery, answer)
-                log.info("delivered", file=name, attempt=delivery.attempts)
+                    log.info("delivered", file=p.name, attempt=delivery.attempts)
 
     def _record_answer(self, session: Session, delivery: Delivery, answer: bytes) -> None:
         """Hand the peer's answer to the route's renderer module (if it records answers), in a savepoint: a bug
@@ -120,8 +163,15 @@ class Dispatcher:
             log.error("answer not recorded", exc_info=True)
 
     def _prepare(self, delivery_id: int, token: datetime) -> tuple[str, bytes, str, str, int, str | None] | None:
-        """Render (once) and commit the outbound payload; None when there is nothing (more) to send."""
+        """Render (once) and commit one delivery's payload; None when there is nothing (more) to send."""
         with self.sessions.begin() as s:
+            p = self._prepare_in(s, delivery_id, token)
+        return None if p is None else (p.route, p.payload, p.name, p.key, p.message_id, p.content_type)
+
+    def _prepare_in(self, s: Session, delivery_id: int, token: datetime) -> Prepared | None:
+        """Render the delivery if it has no rendered message yet (stored in ``s``, which the caller commits
+        before anything is sent); None when there is nothing (more) to send."""
+        with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
             delivery = _held(s, delivery_id, token)
             if delivery is None:
                 return None  # settled meanwhile, or taken over by another dispatcher after our lease ran out
@@ -137,7 +187,8 @@ class Dispatcher:
                 return None
             if delivery.message_id is None:
                 try:
-                    rendered = renderer(route.render)(s, delivery, self.context)
+                    with s.begin_nested():  # a renderer that fails leaves nothing of its own in the batch
+                        rendered = renderer(route.render)(s, delivery, self.context)
                 except Exception as exc:  # RenderError, or a renderer bug: either way this payload cannot be made
                     text = str(exc) if isinstance(exc, RenderError) else f"renderer error {type(exc).__name__}: {exc}"
                     if not isinstance(exc, RenderError):
@@ -163,13 +214,15 @@ class Dispatcher:
                 delivery.message_id = msg.id
             else:
                 msg = s.get_one(Message, delivery.message_id)
-            return (
-                delivery.route,
-                msg.raw,
-                msg.filename or f"{delivery.idempotency_key}.bin",
-                delivery.idempotency_key,
-                msg.id,
-                (msg.headers or {}).get("content_type"),
+            return Prepared(
+                delivery_id=delivery.id,
+                token=token,
+                route=delivery.route,
+                payload=msg.raw,
+                name=msg.filename or f"{delivery.idempotency_key}.bin",
+                key=delivery.idempotency_key,
+                message_id=msg.id,
+                content_type=(msg.headers or {}).get("content_type"),
             )
 
     def _failed(
