@@ -453,31 +453,45 @@ def _repeats(part: str, d: Delimiters) -> Value:
     return Repeated(part.split(d.repetition))
 
 
+@functools.cache
+def _escapes(release: str, element: str, component: str, repetition: str | None) -> re.Pattern[str]:
+    """A release character with the character it releases, or a delimiter: what :func:`_split_escaped` acts on."""
+    delimiters = element + component + (repetition or "")
+    return re.compile(f"({re.escape(release)}.)|([{re.escape(delimiters)}])", re.DOTALL)
+
+
 def _split_escaped(text: str, d: Delimiters) -> tuple[list[Value], int | None]:
     """Split one segment where the release character occurs (the slow path).
 
     Also returns the index of the first release character that precedes a letter or digit (ISO 9735 lets it
-    precede only service characters; before other punctuation it is tolerated and taken literally).
+    precede only service characters; before other punctuation it is tolerated and taken literally). A release
+    character at the very end is taken literally. Walks the delimiters and escapes only (a regular expression
+    finds them), copying the text between them in slices.
     """
     bad_release: int | None = None
     elements: list[Value] = []
     components: list[str] = []
     repeats: list[Element] | None = None
     current: list[str] = []
-    i, n = 0, len(text)
     release, elem, comp, rep = d.release, d.element, d.component, d.repetition
+    assert release is not None
 
     def close_element() -> Element:
         return _composite([*components, "".join(current)]) if components else "".join(current)
 
-    while i < n:
-        ch = text[i]
-        if ch == release and i + 1 < n:
-            if bad_release is None and text[i + 1].isalnum():
-                bad_release = i
-            current.append(text[i + 1])
-            i += 2
+    pos = 0
+    for match in _escapes(release, elem, comp, rep).finditer(text):
+        start = match.start()
+        if start > pos:
+            current.append(text[pos:start])
+        pos = match.end()
+        escaped = match.group(1)
+        if escaped is not None:
+            if bad_release is None and escaped[1].isalnum():
+                bad_release = start
+            current.append(escaped[1])
             continue
+        ch = match.group(2)
         if ch == elem:
             value: Value = close_element()
             if repeats is not None:
@@ -489,12 +503,11 @@ def _split_escaped(text: str, d: Delimiters) -> tuple[list[Value], int | None]:
         elif ch == comp:
             components.append("".join(current))
             current = []
-        elif rep is not None and ch == rep:
+        else:  # the repetition separator
             repeats = (repeats or []) + [close_element()]
             components, current = [], []
-        else:
-            current.append(ch)
-        i += 1
+    if pos < len(text):
+        current.append(text[pos:])
     last: Value = close_element()
     if repeats is not None:
         repeats.append(last)  # type: ignore[arg-type]

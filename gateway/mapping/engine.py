@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -153,9 +154,19 @@ class _Apply:
         return value
 
 
+@cache
+def _datetime_fields(record_type: type[Record]) -> tuple[str, ...]:
+    """The fields of a record type that can hold a date-time."""
+    return tuple(
+        name
+        for name, info in record_type.model_fields.items()
+        if info.annotation is datetime or datetime in get_args(info.annotation)
+    )
+
+
 def _localised(record: Record, zone: ZoneInfo) -> Record:
     """A date-time read without an offset (``2026-12-01T09:00`` in XML or CSV) is in the mapping's timezone."""
-    for name in type(record).model_fields:
+    for name in _datetime_fields(type(record)):
         value = getattr(record, name)
         if isinstance(value, datetime) and value.tzinfo is None:
             setattr(record, name, value.replace(tzinfo=zone))

@@ -58,6 +58,13 @@ def _selector(text: str) -> Selector:
 
 
 @cache
+def _qualifiers(text: str) -> tuple[str, tuple[tuple[int, str], ...]]:
+    """A selector's tag and its non-empty qualifiers with their element positions."""
+    sel = _selector(text)
+    return sel.tag, tuple((i, q) for i, q in enumerate(sel.qualifiers, start=1) if q)
+
+
+@cache
 def _path(value: str) -> tuple[int, int]:
     return element_path(value)
 
@@ -97,22 +104,27 @@ class EdifactSource:
         return groups
 
     def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
+        """The segments ``selector`` picks; the list is this source's own (the engine only reads it)."""
         assert isinstance(selector, str)
         pool = self.msg.segments if whole or group is None else group
-        found = self._found.get((id(pool), selector))
+        key = (id(pool), selector)
+        found = self._found.get(key)
         if found is not None:
-            return list(found)
-        sel = _selector(selector)
+            return found
         cached = self._by_tag.get(id(pool))
         if cached is None:
             index: dict[str, list[Segment]] = {}
             for seg in pool:
                 index.setdefault(seg.tag, []).append(seg)
             cached = self._by_tag[id(pool)] = (pool, index)  # the pool is kept, so its id is not reused
-        same_tag = cached[1].get(sel.tag, ())
-        found = list(same_tag) if not sel.qualifiers else [s for s in same_tag if matches(s, sel)]
-        self._found[(id(pool), selector)] = found
-        return list(found)
+        tag, qualifiers = _qualifiers(selector)
+        same_tag = cached[1].get(tag, ())
+        if qualifiers:
+            found = [s for s in same_tag if all(s.element(i, 1) == q for i, q in qualifiers)]
+        else:
+            found = list(same_tag)
+        self._found[key] = found
+        return found
 
     def read(self, node: Any, path: str | None) -> str | None:
         if path is None or node is None:

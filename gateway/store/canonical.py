@@ -460,6 +460,7 @@ class _Rows:
         self.participations: dict[_Deal, _Participation] = {}
         self.event_keys: set[tuple[_Container, str, datetime]] = set()
         self.new: list[_Row] = []  # rows made in this chunk and not written yet
+        self.top: dict[Table, int] = {}  # SQLite, while writing: the highest id given in each table
 
     def _next(self) -> int:
         self.seq += 1
@@ -739,6 +740,18 @@ class _Rows:
                 elif isinstance(row, _VesselCall):
                     self.vessel_calls_by_id[new_id] = row
 
+    def highest(self, tables: Iterable[Table]) -> None:
+        """SQLite: the highest id of each table, in one query (for :meth:`insert_rows`, until :meth:`forget`)."""
+        tables = [t for t in dict.fromkeys(tables) if t not in self.top]
+        if tables and self.session.get_bind().dialect.name == "sqlite":
+            query = select(*(select(func.max(t.c.id)).scalar_subquery() for t in tables))
+            for table, top in zip(tables, self.session.execute(query).one(), strict=True):
+                self.top[table] = top or 0
+
+    def forget(self) -> None:
+        """Others may insert between two writes of this writer (the ORM in the same transaction)."""
+        self.top.clear()
+
     def insert_rows(self, table: Table, groups: Sequence[Sequence[tuple[Any, dict[str, Any]]]]) -> list[list[int]]:
         """Insert each group (rows with the same columns) and return their new ids, in order.
 
@@ -748,13 +761,16 @@ class _Rows:
         Elsewhere: one INSERT … RETURNING per group, batched by SQLAlchemy (``insertmanyvalues``) in order."""
         out: list[list[int]] = []
         if self.session.get_bind().dialect.name == "sqlite":
-            top = self.session.scalar(select(func.max(table.c.id))) or 0
+            if table not in self.top:
+                self.highest([table])
+            top = self.top[table]
             for group in groups:
                 ids = list(range(top + 1, top + 1 + len(group)))
                 top += len(group)
                 rows = [{**values, "id": i} for (_, values), i in zip(group, ids, strict=True)]
                 executemany_insert(self.session, table, rows)
                 out.append(ids)
+            self.top[table] = top
             return out
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         for group in groups:
@@ -918,6 +934,13 @@ class CanonicalWriter:
 
     def store(self) -> None:
         """Write the rows, then the events decided so far, then their deliveries: a few statements each."""
+        self.rows.highest([r.table for r in self.rows.new] + ([T_EVENT] if self.events else []))
+        try:
+            self._store()
+        finally:
+            self.rows.forget()
+
+    def _store(self) -> None:
         self.rows.write()
         events, self.events = self.events, []
         if not events:
