@@ -552,10 +552,16 @@ class _Rows:
             out.append(row)
         return out
 
-    def load_containers(self, where: ColumnElement[bool], deal: _Deal | None = None) -> list[_Container]:
-        """Containers (their deals must be held, or be ``deal``); a container held already stays as it is."""
+    def load_containers(
+        self, where: ColumnElement[bool] | None, deal: _Deal | None = None, found: list[dict[str, Any]] | None = None
+    ) -> list[_Container]:
+        """Containers (their deals must be held, or be ``deal``); a container held already stays as it is.
+        ``found``: rows selected already (instead of ``where``)."""
         rows = []
-        for r in self._select(T_CONTAINER, where):
+        if found is None:
+            assert where is not None
+            found = self._select(T_CONTAINER, where)
+        for r in found:
             row = self.containers_by_id.get(r["id"])
             if row is None:
                 r.pop("updated_at")
@@ -657,8 +663,8 @@ class _Rows:
                 b.deal = self.deals_by_id[b.deal_id]
             if b.vessel_call is None and b.vessel_call_id is not None:
                 b.vessel_call = self.vessel_calls_by_id[b.vessel_call_id]
-        if numbers:
-            self.load_containers(T_CONTAINER.c.number.in_(sorted(numbers)))
+        if container_rows:
+            self.load_containers(None, found=container_rows)
         held = [c for c in self.containers_by_id.values() if c.dangerous_goods is None]
         if held:
             for c in held:
