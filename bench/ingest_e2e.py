@@ -1,6 +1,6 @@
 """Benchmark: end-to-end ingest of COPARN files, drop folder → persisted → CONPAS file, on SQLite and PostgreSQL.
 
-Generates ``--files`` distinct COPARN D.95B interchanges of ``--per-file`` messages each (default 200 × 10 =
+Generates ``--files`` distinct COPARN D.95B interchanges of ``--per-file`` messages each (default 20 × 100 =
 2,000 messages); every message has its own booking and one container of its own (a valid ISO 6346 check digit),
 so each makes a deal, a container, a UL090 form, events and one CONPAS pre-notification. A temporary routes.yaml
 holds the partner, the repository's COPARN mapping (mappings/edifact/coparn.yaml), a folder channel and the
@@ -10,7 +10,13 @@ holds the partner, the repository's COPARN mapping (mappings/edifact/coparn.yaml
              CONPAS delivery queued; one transaction per file), as ``gateway ingest`` does
     send     Gateway.dispatcher.drain(): render each CONPAS delivery, commit it, write the file, settle
 
-    .venv/bin/python bench/ingest_e2e.py [--files 200] [--per-file 10] [--database sqlite,postgresql] [--profile]
+    .venv/bin/python bench/ingest_e2e.py [--files 20] [--per-file 100] [--database sqlite,postgresql] [--profile]
+
+Why 100 messages per file by default: a carrier's COPARN drop holds many messages (one per booking or container
+of a vessel's export list), and the gateway works an interchange as one transaction written a chunk at a time,
+so each file costs two durable commits (stored, processed: an fsync each with ``synchronous=FULL``) plus a few
+statements per table, shared by its messages. With 10 per file those per-file costs dominate; run
+``--files 200 --per-file 10`` to see that case.
 
 Prints messages per second for ingest, for send (deliveries/s) and for both together, beside the peer measured
 in the same run: pydifact parsing the same interchanges alone (no validating against a definition, no storing),
@@ -248,8 +254,8 @@ def run(name: str, url: str, work: Path, files: int, per_file: int, profile: cPr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=200, help="interchanges dropped")
-    parser.add_argument("--per-file", type=int, default=10, help="COPARN messages per interchange")
+    parser.add_argument("--files", type=int, default=20, help="interchanges dropped")
+    parser.add_argument("--per-file", type=int, default=100, help="COPARN messages per interchange")
     parser.add_argument("--database", default="sqlite,postgresql", help="sqlite, postgresql or both (comma)")
     parser.add_argument("--profile", action="store_true", help="cProfile a further SQLite run: top 15 by cumtime")
     args = parser.parse_args()
