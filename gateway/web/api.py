@@ -10,7 +10,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the dependency ann
 import ipaddress
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
@@ -25,6 +25,8 @@ from gateway.web.ingest import ingest_router
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+
+MAX_ID = 2**63 - 1  # ids are 64-bit: a larger one in a URL is 422, not an overflow in the database driver (500)
 
 
 def create_app(gateway: "Gateway") -> FastAPI:
@@ -67,19 +69,19 @@ def create_app(gateway: "Gateway") -> FastAPI:
             raise HTTPException(403, "metrics answer loopback clients only unless http.metrics_key_sha256 is set")
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/api/v1/messages")
+    @app.get("/api/v1/messages", responses=_refused(401))
     def list_messages(
         caller: Caller,
         status: str | None = None,
-        before: Annotated[int | None, Query(description="keyset paging: ids below this")] = None,
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="keyset paging: ids below this")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[dict[str, Any]]:
         with gateway.sessions() as s:
             rows = messages.list_messages(s, status=status, partner_id=caller.id, before_id=before, limit=limit)
             return [messages.summary(m) for m in rows]
 
-    @app.get("/api/v1/messages/{message_id}")
-    def get_message(caller: Caller, message_id: int) -> dict[str, Any]:
+    @app.get("/api/v1/messages/{message_id}", responses=_refused(401, 404))
+    def get_message(caller: Caller, message_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
         """One of the caller's messages: its status, and its error with code and position when it failed."""
         with gateway.sessions() as s:
             msg = s.get(Message, message_id)
@@ -88,6 +90,15 @@ def create_app(gateway: "Gateway") -> FastAPI:
             return messages.summary(msg)
 
     return app
+
+
+_REFUSALS = {401: "missing or unknown API key", 404: "no such message of the caller's"}
+
+
+def _refused(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI answers ``{"detail": "<sentence>"}`` for these statuses, so that clients know them."""
+    detail = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+    return {s: {"description": _REFUSALS[s], "content": {"application/json": {"schema": detail}}} for s in statuses}
 
 
 def _loopback(host: str) -> bool:

@@ -49,16 +49,25 @@ _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "the payload exactly as sent: an EDIFACT interchange, an XML or JSON document or CSV",
-        "content": {ct: {"schema": {"type": "string", "format": "binary"}} for ct in CONTENT_TYPES},
+        "content": {ct: {"schema": {"type": "string", "format": "binary", "minLength": 1}} for ct in CONTENT_TYPES},
     },
     "responses": {
         "202": {"description": "stored (committed); processing follows, see GET /api/v1/messages/{id}"},
-        "401": {"description": "missing or unknown API key"},
-        "413": {"description": "body larger than the channel's max_body"},
-        "415": {"description": "content type not accepted"},
-        "422": {"description": "the Idempotency-Key was used before for another body, or the key is malformed"},
-        "429": {"description": "the partner's rate limit is reached; Retry-After says when to try again"},
     },
+}
+_DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+# the refusals, each answered {"detail": "<sentence>"}; given as the route's responses (not openapi_extra) so that
+# FastAPI does not declare its own 422 (a list of validation errors) that this route never sends
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/json": {"schema": _DETAIL}}}
+    for status, text in (
+        (400, "the body is empty"),
+        (401, "missing or unknown API key"),
+        (413, "body larger than the channel's max_body"),
+        (415, "content type not accepted"),
+        (422, "the Idempotency-Key was used before for another body, or it or X-Filename is malformed"),
+        (429, "the partner's rate limit is reached; Retry-After says when to try again"),
+    )
 }
 
 
@@ -73,7 +82,7 @@ def ingest_router(gateway: "Gateway", name: str, channel: HttpChannel) -> APIRou
         refused.labels(name, reason).inc()
         return HTTPException(status, detail, headers=headers)
 
-    @router.post("/api/v1/messages", status_code=202, openapi_extra=_BODY_DOC, tags=["messages"])
+    @router.post("/api/v1/messages", status_code=202, openapi_extra=_BODY_DOC, responses=_REFUSALS, tags=["messages"])
     async def post_message(
         request: Request,
         caller: Caller,

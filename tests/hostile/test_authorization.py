@@ -258,3 +258,25 @@ def test_a_viewer_is_refused_every_post_action(world: World) -> None:
                 assert answer.status_code == 403, (name, path, answer.status_code)
     with world.gateway.sessions() as s:
         assert {m.id: m.status for m in s.scalars(select(Message))} == before
+
+
+def test_ids_out_of_range_are_refused_never_a_server_error(world: World) -> None:
+    """Every route with an id, and every ``before`` paging parameter, with ids the database cannot hold (2**64),
+    zero, negative and not a number, by staff and by an API key: 4xx, never 500. Breaks if an id reaches the
+    database driver unchecked (SQLite: OverflowError, PostgreSQL: bigint out of range)."""
+    staff = login(world.url, "staff-viewer")
+    api = httpx.Client(base_url=world.url, headers={"X-API-Key": KEYS["ONE"]}, timeout=30)
+    bad = [str(2**64), str(2**63), "0", "-1", "x"]
+    tried = 0
+    for route in world.app_routes:
+        if "GET" not in (route.methods or ()) or not route.path.startswith(("/api", "/dashboard")):
+            continue
+        client = api if route.path.startswith("/api") else staff
+        params = re.findall(r"{(\w+_id)}", route.path)
+        paths = [re.sub(r"{\w+_id}", b, route.path) for b in bad] if params else [route.path]
+        for path in paths:
+            for query in ("",) if params else [f"?before={b}" for b in bad]:
+                answer = client.get(path + query)
+                tried += 1
+                assert answer.status_code < 500, (path + query, answer.status_code, answer.text[:200])
+    assert tried >= 20

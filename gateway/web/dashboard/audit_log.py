@@ -5,12 +5,12 @@ No ``from __future__ import annotations``: FastAPI reads the dependency annotati
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from gateway.model import Role
 from gateway.store import audit
-from gateway.web.dashboard.web import SessionUser, Web
+from gateway.web.dashboard.web import Before, SessionUser, Web
 
 PAGE = 100
 
@@ -22,7 +22,7 @@ def routes(web: Web) -> APIRouter:
     def audit_page(
         request: Request,
         user: Annotated[SessionUser, Depends(web.require(Role.ADMIN))],
-        before: Annotated[int | None, Query(ge=1)] = None,
+        before: Before = None,
     ) -> HTMLResponse:
         with web.gateway.sessions() as s:
             rows = [audit.as_dict(r) for r in audit.recent(s, before=before, limit=PAGE)]

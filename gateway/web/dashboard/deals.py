@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from gateway.model import FORM_TYPES, Role
 from gateway.store import deals
-from gateway.web.dashboard.web import SessionUser, Web
+from gateway.web.dashboard.web import Before, RowId, SessionUser, Web
 
 
 def routes(web: Web) -> APIRouter:
@@ -26,7 +26,7 @@ def routes(web: Web) -> APIRouter:
         request: Request,
         user: Viewer,
         q: Annotated[str | None, Query(max_length=64)] = None,
-        before: Annotated[int | None, Query(ge=1)] = None,
+        before: Before = None,
     ) -> HTMLResponse:
         with web.gateway.sessions() as s:
             rows = deals.search(s, user.partner_id, q, before=before)
@@ -34,7 +34,7 @@ def routes(web: Web) -> APIRouter:
         return web.render(request, "deals.html", user, nav="deals", rows=rows, q=q or "", older=older)
 
     @router.get("/dashboard/deals/{deal_id}", response_class=HTMLResponse)
-    def deal_page(request: Request, deal_id: int, user: Viewer) -> HTMLResponse:
+    def deal_page(request: Request, deal_id: RowId, user: Viewer) -> HTMLResponse:
         with web.gateway.sessions() as s:
             found = deals.view(s, deal_id, user.partner_id)
             if found is None:

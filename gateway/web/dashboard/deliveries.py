@@ -13,7 +13,7 @@ No ``from __future__ import annotations``: FastAPI reads the dependency annotati
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.model import Delivery, DeliveryStatus, Participation, Role
 from gateway.store import audit, outbox
 from gateway.web.dashboard.messages import BULK_MAX, delivery_row
-from gateway.web.dashboard.web import SessionUser, Web, confirmed
+from gateway.web.dashboard.web import Before, RowId, SessionUser, Web, confirmed
 
 PAGE = 50
 STATUSES = [s.value for s in DeliveryStatus]
@@ -62,9 +62,7 @@ def routes(web: Web) -> APIRouter:
     Operator = Annotated[SessionUser, Depends(web.action(Role.OPERATOR))]
 
     @router.get("/dashboard/deliveries", response_class=HTMLResponse)
-    def delivery_list(
-        request: Request, user: Viewer, before: Annotated[int | None, Query(ge=1)] = None
-    ) -> HTMLResponse:
+    def delivery_list(request: Request, user: Viewer, before: Before = None) -> HTMLResponse:
         given = _given(dict(request.query_params))
         q = _filtered(user, given["status"], given["route"])
         if before is not None:
@@ -98,7 +96,7 @@ def routes(web: Web) -> APIRouter:
         )
 
     @router.post("/dashboard/deliveries/{delivery_id}/replay")
-    async def replay(request: Request, user: Operator, delivery_id: int) -> Response:
+    async def replay(request: Request, user: Operator, delivery_id: RowId) -> Response:
         with gw.sessions.begin() as s:
             _visible(s, user, delivery_id)
             try:

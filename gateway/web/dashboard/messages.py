@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from gateway.model import Container, Deal, Delivery, Event, Message, MessageStatus, Partner, Role
 from gateway.store import audit, messages
 from gateway.store.messages import MessageFilter
-from gateway.web.dashboard.web import SessionUser, Web, confirmed
+from gateway.web.dashboard.web import Before, RowId, SessionUser, Web, confirmed
 
 PAGE = 50
 BULK_MAX = 500  # messages one bulk request acts on
@@ -263,7 +263,7 @@ def routes(web: Web) -> APIRouter:
     Operator = Annotated[SessionUser, Depends(web.action(Role.OPERATOR))]
 
     @router.get("/dashboard/messages", response_class=HTMLResponse)
-    def message_list(request: Request, user: Viewer, before: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+    def message_list(request: Request, user: Viewer, before: Before = None) -> HTMLResponse:
         with gw.sessions() as s:
             f, given = read_filter(s, user, dict(request.query_params))
             found = messages.find_messages(s, f, before_id=before, limit=PAGE)
@@ -286,7 +286,7 @@ def routes(web: Web) -> APIRouter:
         )
 
     @router.get("/dashboard/messages/{message_id}", response_class=HTMLResponse)
-    def message_detail(request: Request, user: Viewer, message_id: int) -> HTMLResponse:
+    def message_detail(request: Request, user: Viewer, message_id: RowId) -> HTMLResponse:
         with gw.sessions() as s:
             msg = _visible(s, user, message_id)
             data = messages.summary(msg)
@@ -313,7 +313,7 @@ def routes(web: Web) -> APIRouter:
         )
 
     @router.post("/dashboard/messages/{message_id}/reprocess")
-    def reprocess(user: Operator, message_id: int) -> Response:
+    def reprocess(user: Operator, message_id: RowId) -> Response:
         with gw.sessions.begin() as s:
             _visible(s, user, message_id)
             try:
@@ -325,7 +325,7 @@ def routes(web: Web) -> APIRouter:
         return RedirectResponse(f"/dashboard/messages/{message_id}", status_code=303)
 
     @router.post("/dashboard/messages/{message_id}/discard")
-    async def discard(request: Request, user: Operator, message_id: int) -> Response:
+    async def discard(request: Request, user: Operator, message_id: RowId) -> Response:
         reason = str((await request.form()).get("reason") or "").strip()
         if not reason:
             raise HTTPException(422, "a reason is required")
@@ -339,7 +339,7 @@ def routes(web: Web) -> APIRouter:
         return RedirectResponse(f"/dashboard/messages/{message_id}", status_code=303)
 
     @router.post("/dashboard/messages/{message_id}/resubmit")
-    async def resubmit(request: Request, user: Operator, message_id: int) -> Response:
+    async def resubmit(request: Request, user: Operator, message_id: RowId) -> Response:
         form = await request.form()
         edited = str(form.get("raw") or "")
         with gw.sessions() as s:

@@ -14,10 +14,11 @@ import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
 SESSION_COOKIE = "gw_session"
+MAX_ID = 2**63 - 1  # ids are 64-bit: a larger one in a URL is 422, not an overflow in the database driver (500)
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]  # a row id in a path
+Before = Annotated[int | None, Query(ge=1, le=MAX_ID)]  # keyset paging: ids below this
 CSRF_FIELD = "csrf_token"  # hidden form field
 CSRF_HEADER = "x-csrf-token"  # or this header (fetch)
 
