@@ -131,6 +131,7 @@ def find_deal(
     return session.scalars(q.order_by(Deal.id).limit(1)).first()
 
 
+_NOTHING = object()
 _InsertPlan = tuple[str, list[tuple[str, Callable[[Any], Any] | None]], dict[str, Any]]
 _PLANS: dict[tuple[str, Table, tuple[str, ...]], _InsertPlan] = {}
 
@@ -169,10 +170,22 @@ def executemany_insert(session: Session, table: Table, rows: Sequence[Mapping[st
         plan = _PLANS[key] = (sql, processors, defaults)
     sql, processors, defaults = plan
     fill = {n: (d.arg(None) if d.is_callable else d.arg) for n, d in defaults.items()}
+    # a value shared by the rows (a default, the time of the write) goes through its processor once
+    last: list[tuple[Any, Any]] = [(_NOTHING, None)] * len(processors)
     data = []
     for row in rows:
         values = {**row, **fill} if fill else row
-        data.append(tuple([values[n] if p is None else p(values[n]) for n, p in processors]))
+        out = []
+        for i, (name, processor) in enumerate(processors):
+            value = values[name]
+            if processor is not None:
+                seen, done = last[i]
+                if value is not seen:
+                    done = processor(value)
+                    last[i] = (value, done)
+                value = done
+            out.append(value)
+        data.append(tuple(out))
     conn.exec_driver_sql(sql, data)
 
 
@@ -724,19 +737,22 @@ class _Rows:
         if not rows:
             return
         groups: dict[tuple[str, ...], list[tuple[_Row, dict[str, Any]]]] = {}
+        saved = []
         for row in rows:
             values = row.values()
+            saved.append(values)  # what the row holds once written
             if row.table is T_CONTAINER and values["oog"] is None:
-                del values["oog"]  # SQL NULL, not JSON null
+                values = {k: v for k, v in values.items() if k != "oog"}  # SQL NULL, not JSON null
             if row.table is T_FORM:
-                values["version"] = 1
+                values = {**values, "version": 1}
             groups.setdefault(tuple(values), []).append((row, values))
         table = rows[0].table
         ids = self.insert_rows(table, [group for group in groups.values()])
+        saved_by_row = {id(row): values for row, values in zip(rows, saved, strict=True)}
         for group, group_ids in zip(groups.values(), ids, strict=True):
             for (row, _), new_id in zip(group, group_ids, strict=True):
                 row.id = new_id
-                row.saved = row.values()
+                row.saved = saved_by_row[id(row)]
                 if isinstance(row, _Container):
                     self.containers_by_id[new_id] = row
                 elif isinstance(row, _Booking):
