@@ -70,7 +70,7 @@ class _Apply:
         return out
 
     def missing(self, spec: RecordSpec, name: str, scope: _Scope) -> bool:
-        field = spec.fields[name].model_copy(update={"required": False})
+        field = _optional(spec.fields[name])
         return self.value(field, scope, (*scope.loc, "fields", name)) is None
 
     def record(self, spec: RecordSpec, scope: _Scope) -> Record:
@@ -104,7 +104,7 @@ class _Apply:
             return self.finish(spec, None, scope.node, scope, loc)
         if spec.value is not None:
             return spec.value
-        select = spec.select
+        select = spec.seg or spec.xpath or spec.column  # FieldSpec.select, without the property call
         if select is not None:
             nodes = self.source.find(select, scope.group, scope.node, spec.scope == "message")
             if spec.all:
@@ -152,6 +152,17 @@ class _Apply:
                 "MAP-2", f"required value {loc[-1]!r} is missing{where}", loc, node or scope.node or scope.group
             )
         return value
+
+
+_OPTIONAL: dict[int, tuple[FieldSpec, FieldSpec]] = {}
+
+
+def _optional(field: FieldSpec) -> FieldSpec:
+    """The field without ``required`` (to test whether it has a value), made once per field of a loaded mapping."""
+    made = _OPTIONAL.get(id(field))
+    if made is None or made[0] is not field:
+        made = _OPTIONAL[id(field)] = (field, field.model_copy(update={"required": False}))
+    return made[1]
 
 
 @cache

@@ -90,11 +90,11 @@ class EdifactSource:
         self._found: dict[tuple[int, str], list[Segment]] = {}
 
     def groups(self, each: str, until: Sequence[str]) -> list[Any]:
-        start = _selector(each)
+        tag, qualifiers = _qualifiers(each)
         groups: list[list[Segment]] = []
         current: list[Segment] | None = None
         for seg in self.msg.segments:
-            if matches(seg, start):
+            if seg.tag == tag and all(seg.element(i, 1) == q for i, q in qualifiers):
                 current = [seg]
                 groups.append(current)
             elif current is not None and seg.tag in until:
