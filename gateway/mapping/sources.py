@@ -119,10 +119,13 @@ class EdifactSource:
             cached = self._by_tag[id(pool)] = (pool, index)  # the pool is kept, so its id is not reused
         tag, qualifiers = _qualifiers(selector)
         same_tag = cached[1].get(tag, ())
-        if qualifiers:
-            found = [s for s in same_tag if all(s.element(i, 1) == q for i, q in qualifiers)]
-        else:
+        if not qualifiers:
             found = list(same_tag)
+        elif len(qualifiers) == 1:  # the usual selector, e.g. RFF+BN: no generator per segment
+            ((i, q),) = qualifiers
+            found = [s for s in same_tag if s.element(i, 1) == q]
+        else:
+            found = [s for s in same_tag if all(s.element(i, 1) == q for i, q in qualifiers)]
         self._found[key] = found
         return found
 

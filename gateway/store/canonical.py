@@ -23,15 +23,16 @@ are in the one processing transaction, so the interchange still commits as a who
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import ColumnElement, CursorResult, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Select, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -187,6 +188,24 @@ def executemany_insert(session: Session, table: Table, rows: Sequence[Mapping[st
             out.append(value)
         data.append(tuple(out))
     conn.exec_driver_sql(sql, data)
+
+
+# rows whose column is among the values given for any of the first dict's columns, and for each of the second's
+_Where = tuple[dict[str, Collection[Any]], dict[str, Collection[Any]]]
+
+
+def _in(_and: Mapping[str, Collection[Any]] | None = None, /, **any_of: Collection[Any]) -> _Where:
+    return dict(any_of), dict(_and or {})
+
+
+@functools.cache
+def _in_query(table: Table, any_of: tuple[str, ...], all_of: tuple[str, ...]) -> Select[Any]:
+    """A select built once per shape (its lists are expanding parameters): building and hashing a new statement
+    for every chunk costs more than SQLite answering it."""
+    condition = or_(*(table.c[c].in_(bindparam(f"any_{c}", expanding=True)) for c in any_of))
+    for c in all_of:
+        condition = condition & table.c[c].in_(bindparam(f"all_{c}", expanding=True))
+    return select(table).where(condition).order_by(table.c.id)
 
 
 # --- rows as the writer holds them ------------------------------------------------------------------------------
@@ -526,10 +545,13 @@ class _Rows:
 
     # --- loading ---
 
-    def _select(self, table: Table, where: ColumnElement[bool]) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.session.execute(select(table).where(where).order_by(table.c.id)).mappings()]
+    def _select(self, table: Table, where: _Where) -> list[dict[str, Any]]:
+        any_of, all_of = where
+        stmt = _in_query(table, tuple(any_of), tuple(all_of))
+        params = {f"any_{k}": sorted(v) for k, v in any_of.items()} | {f"all_{k}": sorted(v) for k, v in all_of.items()}
+        return [dict(r) for r in self.session.execute(stmt, params).mappings()]
 
-    def load_vessel_calls(self, where: ColumnElement[bool]) -> None:
+    def load_vessel_calls(self, where: _Where) -> None:
         for r in self._select(T_VESSEL_CALL, where):
             if r["id"] in self.vessel_calls_by_id:
                 continue
@@ -538,7 +560,7 @@ class _Rows:
             row.saved = row.values()
             self.vessel_calls[row.natural_key] = self.vessel_calls_by_id[r["id"]] = row
 
-    def load_deals(self, where: ColumnElement[bool]) -> list[_Deal]:
+    def load_deals(self, where: _Where) -> list[_Deal]:
         out = []
         for r in self._select(T_DEAL, where):
             row = self.deals_by_id.get(r["id"])
@@ -553,7 +575,7 @@ class _Rows:
             out.append(row)
         return out
 
-    def load_bookings(self, where: ColumnElement[bool]) -> list[_Booking]:
+    def load_bookings(self, where: _Where) -> list[_Booking]:
         out = []
         for r in self._select(T_BOOKING, where):
             row = self.bookings_by_id.get(r["id"])
@@ -566,7 +588,7 @@ class _Rows:
         return out
 
     def load_containers(
-        self, where: ColumnElement[bool] | None, deal: _Deal | None = None, found: list[dict[str, Any]] | None = None
+        self, where: _Where | None, deal: _Deal | None = None, found: list[dict[str, Any]] | None = None
     ) -> list[_Container]:
         """Containers (their deals must be held, or be ``deal``); a container held already stays as it is.
         ``found``: rows selected already (instead of ``where``)."""
@@ -590,21 +612,21 @@ class _Rows:
 
     def deal(self, deal_id: int) -> _Deal | None:
         if deal_id not in self.deals_by_id:
-            self.load_deals(T_DEAL.c.id == deal_id)
+            self.load_deals(_in(id=[deal_id]))
         return self.deals_by_id.get(deal_id)
 
     def container(self, container_id: int) -> _Container | None:
         if container_id not in self.containers_by_id:
             deal_id = self.session.scalar(select(T_CONTAINER.c.deal_id).where(T_CONTAINER.c.id == container_id))
             deal = self.deal(deal_id) if deal_id is not None else None
-            self.load_containers(T_CONTAINER.c.id == container_id, deal)
+            self.load_containers(_in(id=[container_id]), deal)
         return self.containers_by_id.get(container_id)
 
     def containers_of(self, deal: _Deal) -> list[_Container]:
         """Every container of the deal: those in the table and those made in this chunk, in id order."""
         if deal.id is not None and deal not in self.deal_containers_loaded:
             self.deal_containers_loaded.add(deal)
-            self.load_containers(T_CONTAINER.c.deal_id == deal.id, deal)
+            self.load_containers(_in(deal_id=[deal.id]), deal)
         return sorted(self.containers_by_deal.get(deal, ()), key=_Row.order)
 
     def preload(self, batch: Sequence[MappedMessage]) -> None:
@@ -644,33 +666,25 @@ class _Rows:
         for keys in (bls, bookings, declarations):
             keys.discard("")
         if vessel_keys:
-            self.load_vessel_calls(T_VESSEL_CALL.c.natural_key.in_(sorted(vessel_keys)))
-        clauses = []
-        if bls:
-            clauses.append(T_DEAL.c.bl_number.in_(sorted(bls)))
-        if bookings:
-            clauses.append(T_DEAL.c.booking_number.in_(sorted(bookings)))
-        if declarations:
-            clauses.append(T_DEAL.c.declaration_number.in_(sorted(declarations)))
-        if clauses:
-            self.load_deals(or_(*clauses))
-        booking_rows = self.load_bookings(T_BOOKING.c.booking_number.in_(sorted(bookings))) if bookings else []
-        container_rows = (
-            [r for r in self._select(T_CONTAINER, T_CONTAINER.c.number.in_(sorted(numbers)))] if numbers else []
-        )
+            self.load_vessel_calls(_in(natural_key=vessel_keys))
+        by_key = {"bl_number": bls, "booking_number": bookings, "declaration_number": declarations}
+        if bls or bookings or declarations:
+            self.load_deals(_in(**{k: v for k, v in by_key.items() if v}))
+        booking_rows = self.load_bookings(_in(booking_number=bookings)) if bookings else []
+        container_rows = self._select(T_CONTAINER, _in(number=numbers)) if numbers else []
         booking_ids = {r["booking_id"] for r in container_rows if r["booking_id"] is not None}
         booking_ids -= set(self.bookings_by_id)
         if booking_ids:
-            booking_rows += self.load_bookings(T_BOOKING.c.id.in_(sorted(booking_ids)))
+            booking_rows += self.load_bookings(_in(id=booking_ids))
         deal_ids = {b.deal_id for b in booking_rows if b.deal_id is not None}
         deal_ids |= {r["deal_id"] for r in container_rows if r["deal_id"] is not None}
         deal_ids -= set(self.deals_by_id)
         if deal_ids:
-            self.load_deals(T_DEAL.c.id.in_(sorted(deal_ids)))
+            self.load_deals(_in(id=deal_ids))
         call_ids = {b.vessel_call_id for b in booking_rows if b.vessel_call_id is not None}
         call_ids -= set(self.vessel_calls_by_id)
         if call_ids:
-            self.load_vessel_calls(T_VESSEL_CALL.c.id.in_(sorted(call_ids)))
+            self.load_vessel_calls(_in(id=call_ids))
         for b in booking_rows:
             if b.deal is None and b.deal_id is not None:
                 b.deal = self.deals_by_id[b.deal_id]
@@ -683,20 +697,20 @@ class _Rows:
             for c in held:
                 c.dangerous_goods = []
             by_id = {c.id: c for c in held}
-            for r in self._select(T_DG, T_DG.c.container_id.in_(sorted(by_id))):
+            for r in self._select(T_DG, _in(container_id=by_id)):
                 dgs = by_id[r["container_id"]].dangerous_goods
                 assert dgs is not None
                 dgs.append(_DG(**{k: r[k] for k in _DG_FIELDS}))
         deal_ids_held = sorted(self.deals_by_id)
         if deal_ids_held:
             subjects = sorted(numbers | {""})
-            for r in self._select(T_FORM, T_FORM.c.deal_id.in_(deal_ids_held) & T_FORM.c.subject.in_(subjects)):
+            for r in self._select(T_FORM, _in({"subject": subjects}, deal_id=deal_ids_held)):
                 deal = self.deals_by_id[r["deal_id"]]
                 form = _Form(deal, r["type_code"], r["subject"], r["payload"], r["version"], r["id"])
                 form.saved = form.values()
                 self.forms[(deal, form.type_code, form.subject)] = form
             if self.partner_id is not None:
-                where = T_PART.c.deal_id.in_(deal_ids_held) & (T_PART.c.partner_id == self.partner_id)
+                where = _in({"partner_id": [self.partner_id]}, deal_id=deal_ids_held)
                 for r in self._select(T_PART, where):
                     deal = self.deals_by_id[r["deal_id"]]
                     part = _Participation(deal, r["partner_id"], r["business_type"], r["rights"], r["id"])
