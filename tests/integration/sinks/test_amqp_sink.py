@@ -1,24 +1,15 @@
 """AMQP sink against RabbitMQ: persistent, confirmed, mandatory; a broker restart mid-run loses nothing.
 
 The first tests use the machine's broker (``amqp_queue``: a fresh queue of their own). The restart test never
-touches that broker: it starts its own RabbitMQ node (own node name, ports, Mnesia and log folders, no plugins),
-stops and starts it, and removes it afterwards.
+touches that broker: it starts its own RabbitMQ node (``tests/services/rabbitmq_node.py``: own node name, ports,
+Mnesia and log folders, no plugins), stops and starts it, and removes it afterwards.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +20,11 @@ from gateway.config import AmqpSink
 from gateway.outbound.sinks import Sink
 from gateway.outbound.sinks.amqp import AmqpSinkPublisher
 from tests.integration.sinks.support import ROUTE, coparn, coparn_batch, deliveries, drive, gateway_to
-from tests.services import missing
+from tests.services import rabbitmq_node
 from tests.services.rabbitmq import TestQueue
+from tests.services.rabbitmq_node import OwnBroker
+
+own_broker = rabbitmq_node.own_broker  # the fixture: a node of this test's own
 
 
 def _declare(queue: TestQueue) -> None:
@@ -114,104 +108,6 @@ def test_content_type_is_the_payloads_unless_the_route_sets_one(amqp_queue: Test
         fixed.close()
     got = {props.message_id: props.content_type for _, props, _ in amqp_queue.take_all(amqp_queue.name)}
     assert got == {"k1": naccs_type, "k2": "application/json", "k3": "text/x-fixed"}
-
-
-# --- a broker of the test's own ------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class OwnBroker:
-    """A RabbitMQ node of this test only: ``start``, ``stop`` (``rabbitmqctl -n node stop``), ``start`` again;
-    the Mnesia folder stays, so durable queues and persistent messages survive a restart."""
-
-    base: Path
-    node: str
-    port: int
-    dist_port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
-
-    def start(self, timeout: float = 90) -> None:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": "/var/lib/rabbitmq",  # the rabbitmq user's Erlang cookie, so rabbitmqctl can reach the node
-            "LANG": "C.UTF-8",
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-            "RABBITMQ_CONF_ENV_FILE": str(self.base / "rabbitmq-env.conf"),
-            "RABBITMQ_PID_FILE": str(self.base / "pid"),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-        }
-        out = open(self.base / "server.out", "ab")  # noqa: SIM115 - the child holds it; closed below
-        try:
-            self.proc = subprocess.Popen(
-                ["runuser", "-u", "rabbitmq", "--", "/usr/lib/rabbitmq/bin/rabbitmq-server"],
-                env=env,
-                cwd="/var/lib/rabbitmq",
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            out.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"own RabbitMQ node exited:\n{(self.base / 'server.out').read_text(errors='replace')}")
-            with contextlib.suppress(Exception):
-                pika.BlockingConnection(pika.URLParameters(self.url)).close()
-                return
-            time.sleep(0.2)
-        pytest.fail(f"own RabbitMQ node did not answer on {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        subprocess.run(["rabbitmqctl", "-q", "-n", self.node, "stop"], capture_output=True, timeout=60, check=False)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # runuser; the node itself was asked to stop above
-            self.proc.wait()
-        self.proc = None
-
-
-@pytest.fixture
-def own_broker() -> Iterator[OwnBroker]:
-    if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() or shutil.which("rabbitmqctl") is None:
-        missing("rabbitmq-server", "the restart test starts a RabbitMQ node of its own")
-    base = Path(tempfile.mkdtemp(prefix="gw-rabbit-"))
-    port = _free_port()
-    (base / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n")
-    (base / "enabled_plugins").write_text("[].\n")
-    (base / "rabbitmq-env.conf").write_text("")
-    for sub in ("mnesia", "log"):
-        (base / sub).mkdir()
-    subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(base)], check=True)
-    base.chmod(0o755)
-    broker = OwnBroker(base, f"gwtest-{uuid.uuid4().hex[:8]}@localhost", port, _free_port())
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 class Slowed:
