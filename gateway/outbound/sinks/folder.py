@@ -35,5 +35,6 @@ class FolderSinkWriter:
         except OSError as exc:  # a full disk or a missing mount may heal: retry
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
-            raise SinkError(f"cannot write {self.path / name}: {exc.strerror}", retryable=True) from exc
+            # the cause first: the dashboard shortens long errors, and the path can be long
+            raise SinkError(f"{exc.strerror or exc}: cannot write {self.path / name}", retryable=True) from exc
         return None

@@ -3,7 +3,10 @@
 - messages by status and channel per hour over the last ``WINDOW_HOURS`` hours (tiles, table and chart);
 - queues backing up: inbound messages still ``received`` per channel with the age of the oldest (the query of
   ``gateway_channel_lag_seconds``), deliveries pending, sending or held per route;
-- dead deliveries; the oldest unresolved failure (a message still ``failed``), linked to its page.
+- dead deliveries; the oldest unresolved failure (a message still ``failed``), linked to its page;
+- each enabled channel up or down (``Gateway.channel_states``, the ``gateway_channel_up`` gauge the channels of
+  this process set: a broker or server that is away, a folder that cannot be read or archived into), for staff
+  only: a partner user does not see the gateway's channels.
 
 The page draws the chart and refreshes every ``REFRESH_SECONDS`` with ``static/overview.js``, which fetches the
 JSON; nothing reloads. Every query is bounded so that it stays cheap with 1,000,000 messages: the hourly counts
@@ -46,7 +49,10 @@ def _hours(now: datetime) -> list[str]:
     return [(top - timedelta(hours=h)).strftime("%Y-%m-%d %H") for h in range(WINDOW_HOURS - 1, -1, -1)]
 
 
-def data(s: Session, user: SessionUser, now: datetime | None = None) -> dict[str, Any]:
+def data(
+    s: Session, user: SessionUser, now: datetime | None = None, channels: dict[str, bool] | None = None
+) -> dict[str, Any]:
+    """The page's numbers; ``channels`` (name → up) is listed for staff users only."""
     now = now or utcnow()
     hours = _hours(now)
     since = datetime.fromisoformat(hours[0] + ":00:00+00:00")
@@ -108,6 +114,9 @@ def data(s: Session, user: SessionUser, now: datetime | None = None) -> dict[str
         "queue": queue,
         "routes": [{"route": r, **{st: c.get(st, 0) for st in QUEUED}} for r, c in sorted(routes.items())],
         "dead": dead or 0,
+        "channels": []
+        if user.partner_id is not None
+        else [{"name": name, "up": up} for name, up in sorted((channels or {}).items())],
         "oldest_failure": None
         if failure is None
         else {
@@ -129,16 +138,19 @@ def routes(web: Web) -> APIRouter:
     @router.get("/dashboard", response_class=HTMLResponse)
     def overview(request: Request, user: Viewer) -> HTMLResponse:
         with web.gateway.sessions() as s:
-            found = data(s, user)
+            found = data(s, user, channels=web.gateway.channel_states())
         return web.render(request, "overview.html", user, nav="overview", refresh=REFRESH_SECONDS, **found)
 
     @router.get("/dashboard/overview.json")
     def overview_json(request: Request, user: Viewer) -> JSONResponse:
         with web.gateway.sessions() as s:
-            found = data(s, user)
+            found = data(s, user, channels=web.gateway.channel_states())
         lang = i18n.language(request)
         found["labels"] = {f"status.{st}": i18n.translate(lang, f"status.{st}") for st in STATUSES}
-        found["labels"] |= {k: i18n.translate(lang, k) for k in ("chart.all", "col.total", "overview.none")}
+        found["labels"] |= {
+            k: i18n.translate(lang, k)
+            for k in ("chart.all", "col.total", "overview.none", "overview.up", "overview.down")
+        }
         return JSONResponse(found, headers=SECURITY_HEADERS)
 
     return router

@@ -68,6 +68,17 @@
     fill(document.querySelector("#routes tbody"), d.routes.map(function (r) {
       return [r.route, r.pending, r.sending, r.held];
     }));
+    var channels = document.querySelector("#channels tbody");
+    if (channels) {
+      while (channels.firstChild) { channels.removeChild(channels.firstChild); }
+      (d.channels || []).forEach(function (c) {
+        var tr = el("tr", { "data-channel": c.name, "data-up": c.up ? "true" : "false" });
+        if (!c.up) { tr.setAttribute("class", "alert"); }
+        tr.appendChild(el("td", {}, c.name));
+        tr.appendChild(el("td", {}, label(d, c.up ? "overview.up" : "overview.down")));
+        channels.appendChild(tr);
+      });
+    }
     var oldest = document.getElementById("oldest-failure");
     while (oldest.firstChild) { oldest.removeChild(oldest.firstChild); }
     var f = d.oldest_failure;
