@@ -335,11 +335,14 @@ class Gateway:
         return "worker" not in self.roles
 
     def channel_states(self) -> dict[str, bool]:
-        """Enabled channel → connected or listening (the ``gateway_channel_up`` gauge each channel sets)."""
+        """Enabled channel → connected or listening (the ``gateway_channel_up`` gauge each channel sets), for the
+        channels this process runs: with roles apart, a web process knows only its HTTP channel (the receivers'
+        states are on their own ``/readyz`` and ``/metrics``)."""
+        here = {"receiver", "web"} if "receiver" in self.roles else {"web"} & set(self.roles)
         return {
             name: bool(self.metrics.registry.get_sample_value("gateway_channel_up", {"channel": name}))
             for name, ch in self.config.channels.items()
-            if ch.enabled
+            if ch.enabled and ("web" if isinstance(ch, HttpChannel) else "receiver") in here
         }
 
     def _longest_settle(self) -> float:

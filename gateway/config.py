@@ -92,7 +92,8 @@ class DispatchConfig(Section):
     # how long a claimed delivery is held; a dispatcher that dies mid-send is taken over after it runs out
     lease: Duration = 300.0
     poll: Duration = 0.5  # how often the database is asked for due deliveries (retries, held ones released)
-    batch: int = Field(default=100, ge=1)  # deliveries claimed per round
+    # deliveries claimed per round; a dispatcher killed mid-round leaves its claims waiting out the lease
+    batch: int = Field(default=20, ge=1)
 
 
 class PartnerConfig(Section):

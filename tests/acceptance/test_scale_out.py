@@ -27,8 +27,11 @@ from gateway.model import Container, Delivery, Event, Message
 from gateway.store import db
 from tests.acceptance.crashkit import GatewayProcess, wait_for
 from tests.conftest import REPO
+from tests.services import rabbitmq_node
+from tests.services.rabbitmq_node import OwnBroker
 
 FILES = 400
+own_broker = rabbitmq_node.own_broker  # a RabbitMQ node of the test's own, to stop and start
 HEADER = "UNA:+.? '\nUNB+UNOA:2+ONEY:ZZZ+JPTYOCY1:ZZZ+261124:0930+S{n:08d}'\n"
 MESSAGE = (
     "UNH+1+COPARN:D:95B:UN:SMDG16'\nBGM+126+BKG{n:07d}+9'\nRFF+BN:ONEYTYO{n:07d}'\n"
@@ -48,7 +51,7 @@ def coparn(n: int) -> bytes:
     return (HEADER.format(n=n) + MESSAGE.format(n=n, voyage=f"{n % 7:03d}E", container=container_number(n))).encode()
 
 
-def routes_yaml(tmp_path: Path, database_url: str, amqp_url: str, prefix: str) -> Path:
+def routes_yaml(tmp_path: Path, database_url: str, amqp_url: str, prefix: str = "gateway") -> Path:
     doc: dict[str, Any] = {
         "database": {"url": database_url},
         "http": {"enabled": False},
@@ -155,6 +158,58 @@ def test_two_workers_and_two_dispatchers_survive_a_sigkill_of_one_each(
         for proc in processes:
             proc.stop()
 
+    assert_once(tmp_path, postgres_url)
+
+
+@pytest.mark.postgresql
+def test_roles_go_on_through_a_broker_outage_and_lose_nothing(
+    tmp_path: Path, postgres_url: str, own_broker: OwnBroker
+) -> None:
+    """Breaks if a receiver's failed publish failed the receipt, if workers stopped when their notices stopped
+    (the sweep must find what was stored meanwhile), if consumers did not reconnect once the broker was back, or
+    if notices published before the outage and redelivered after it made anything happen twice."""
+    config = routes_yaml(tmp_path, postgres_url, own_broker.url)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    processes = [
+        GatewayProcess(config, "--role", "receiver", name="receiver"),
+        GatewayProcess(config, "--role", "worker", name="worker"),
+        GatewayProcess(config, "--role", "dispatcher", name="dispatcher"),
+    ]
+    half = FILES // 2
+    try:
+        for proc in processes:
+            proc.start()
+        for n in range(half):
+            (inbox / f".{n:05d}.tmp").write_bytes(coparn(n))
+            (inbox / f".{n:05d}.tmp").rename(inbox / f"{n:05d}.edi")
+        wait_for(lambda: counts(postgres_url).get("message.done", 0) >= FILES // 8, 120, processes[1].describe)
+        own_broker.stop()
+        during = counts(postgres_url).get("message.done", 0)
+        for n in range(half, FILES):  # dropped while the broker is away
+            (inbox / f".{n:05d}.tmp").write_bytes(coparn(n))
+            (inbox / f".{n:05d}.tmp").rename(inbox / f"{n:05d}.edi")
+        # no notices now: the worker's sweep (2 s) and the dispatcher's poll keep the work going
+        wait_for(lambda: counts(postgres_url).get("message.done", 0) > during + 50, 120, processes[1].describe)
+        assert during < FILES
+        own_broker.start()
+
+        def finished() -> bool:
+            c = counts(postgres_url)
+            return c.get("message.done", 0) == FILES and c.get("delivery.done", 0) == FILES
+
+        wait_for(finished, 180, lambda: f"{counts(postgres_url)}\n{processes[1].describe()}")
+    finally:
+        for proc in processes:
+            proc.stop()
+    assert_once(tmp_path, postgres_url)
+    logs = "".join(proc.log_path.read_text() for proc in processes)
+    assert "notices not published for a while" in logs  # the receiver saw the outage and went on
+    assert "queue consumer disconnected" in logs
+
+
+def assert_once(tmp_path: Path, postgres_url: str) -> None:
+    """Every payload stored once, processed once, one container, event, delivery and CONPAS file each."""
     final = counts(postgres_url)
     assert final.get("message.received", 0) == 0 and final.get("message.failed", 0) == 0, final
     assert final.get("message.duplicate", 0) == 0, final  # the receiver was never killed: nothing resent

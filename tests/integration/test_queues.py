@@ -197,3 +197,21 @@ def test_run_refuses_an_unknown_role(tmp_path: Path, database_url: str) -> None:
             gw.run(threading.Event(), roles=("workers",))
     finally:
         gw.close()
+
+
+def test_a_web_process_reports_only_the_channels_it_runs(tmp_path: Path, database_url: str) -> None:
+    """Breaks if a web-only process (roles apart) showed the receivers' channels as down on /readyz and the
+    dashboard: it does not run them, so it cannot know."""
+    channels = {
+        "drops": {"type": "folder", "path": "inbox", "archive": "archive", "failed": "failed"},
+        "api": {"type": "http"},
+    }
+    gw = Gateway(config_mod.load(write_config(tmp_path, database_url, channels=channels)))
+    try:
+        assert set(gw.channel_states()) == {"drops", "api"}  # one process: every role
+        gw.roles = ("web",)
+        assert set(gw.channel_states()) == {"api"}
+        gw.roles = ("worker", "dispatcher")
+        assert gw.channel_states() == {}
+    finally:
+        gw.close()
