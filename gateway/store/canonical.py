@@ -208,6 +208,11 @@ def _in_query(table: Table, any_of: tuple[str, ...], all_of: tuple[str, ...]) ->
     return select(table).where(condition).order_by(table.c.id)
 
 
+@functools.cache
+def _highest_query(tables: tuple[Table, ...]) -> Select[Any]:
+    return select(*(select(func.max(t.c.id)).scalar_subquery() for t in tables))
+
+
 # --- rows as the writer holds them ------------------------------------------------------------------------------
 
 
@@ -472,6 +477,7 @@ class _Rows:
     def __init__(self, session: Session, partner_id: int | None) -> None:
         self.session = session
         self.partner_id = partner_id
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
         self.seq = 0
         self.vessel_calls: dict[str, _VesselCall] = {}
         self.vessel_calls_by_id: dict[int, _VesselCall] = {}
@@ -778,10 +784,9 @@ class _Rows:
 
     def highest(self, tables: Iterable[Table]) -> None:
         """SQLite: the highest id of each table, in one query (for :meth:`insert_rows`, until :meth:`forget`)."""
-        tables = [t for t in dict.fromkeys(tables) if t not in self.top]
-        if tables and self.session.get_bind().dialect.name == "sqlite":
-            query = select(*(select(func.max(t.c.id)).scalar_subquery() for t in tables))
-            for table, top in zip(tables, self.session.execute(query).one(), strict=True):
+        wanted = tuple(t for t in dict.fromkeys(tables) if t not in self.top)
+        if wanted and self.sqlite:
+            for table, top in zip(wanted, self.session.execute(_highest_query(wanted)).one(), strict=True):
                 self.top[table] = top or 0
 
     def forget(self) -> None:
@@ -796,7 +801,7 @@ class _Rows:
         would send a RETURNING insert row by row there, SQLite not promising the order of returned rows).
         Elsewhere: one INSERT … RETURNING per group, batched by SQLAlchemy (``insertmanyvalues``) in order."""
         out: list[list[int]] = []
-        if self.session.get_bind().dialect.name == "sqlite":
+        if self.sqlite:
             if table not in self.top:
                 self.highest([table])
             top = self.top[table]

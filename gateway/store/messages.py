@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -127,24 +127,42 @@ class MessageStore:
                 if earlier.sha256 != row["sha256"]:
                     raise IdempotencyConflict(earlier.id)
                 return Receipt(earlier.id, earlier.duplicate_of_id, earlier.duplicate_reason, replayed=True)
-        original = s.scalar(select(Message.id).where(Message.dedup_key == key))
+        # the same bytes, and the first copy of the same interchange, in one query (Core: no flush, no objects)
+        if ref_key is None:
+            found = s.execute(_BY_DEDUP_KEY, {"key": key}).all()
+        else:
+            found = s.execute(_BY_DEDUP_OR_INTERCHANGE_KEY, {"key": key, "ref": ref_key}).all()
+        original = next((r.id for r in found if r.dedup_key == key), None)
         reason = "same bytes" if original is not None else None
         if original is None and ref_key is not None:
-            first = s.scalar(select(Message).where(Message.interchange_key == ref_key).with_for_update())
+            first = next((r for r in found if r.interchange_key == ref_key), None)
             if first is not None and first.status in (MessageStatus.FAILED.value, MessageStatus.DISCARDED.value):
-                first.interchange_key = None  # a corrected resend of a rejected interchange is processed
-                s.flush()
+                # a corrected resend of a rejected interchange is processed
+                s.execute(update(_MESSAGE).where(_MESSAGE.c.id == first.id).values(interchange_key=None))
             elif first is not None:
                 original, reason = first.id, "interchange reference"
         if original is None:
-            msg = Message(**row, dedup_key=key, interchange_key=ref_key, status=MessageStatus.RECEIVED.value)
+            values = {**row, "dedup_key": key, "interchange_key": ref_key, "status": MessageStatus.RECEIVED.value}
         else:
-            msg = Message(
-                **row, duplicate_of_id=original, duplicate_reason=reason, status=MessageStatus.DUPLICATE.value
-            )
-        s.add(msg)
-        s.flush()
-        return Receipt(msg.id, original, reason)
+            values = {
+                **row,
+                "duplicate_of_id": original,
+                "duplicate_reason": reason,
+                "status": MessageStatus.DUPLICATE.value,
+            }
+        message_id = s.execute(insert(_MESSAGE).values(values).returning(_MESSAGE.c.id)).scalar_one()
+        return Receipt(message_id, original, reason)
+
+
+_MESSAGE = cast(Table, Message.__table__)
+_DEDUP_COLUMNS = (_MESSAGE.c.id, _MESSAGE.c.dedup_key, _MESSAGE.c.interchange_key, _MESSAGE.c.status)
+_BY_DEDUP_KEY = select(*_DEDUP_COLUMNS).where(_MESSAGE.c.dedup_key == bindparam("key"))
+# the interchange's first copy is locked (PostgreSQL) so that two receivers do not both clear or keep its key
+_BY_DEDUP_OR_INTERCHANGE_KEY = (
+    select(*_DEDUP_COLUMNS)
+    .where(or_(_MESSAGE.c.dedup_key == bindparam("key"), _MESSAGE.c.interchange_key == bindparam("ref")))
+    .with_for_update()
+)
 
 
 def interchange_reference(raw: bytes) -> tuple[str, str] | None:
