@@ -231,6 +231,7 @@ def map_edifact(work: Work) -> None:
                 format="edifact", message=msg.type, version=msg.version, partner=work.partner, channel=channel
             )
         work.mapped.append(apply(mapping, msg))
+        msg.segments = msg.segments[:1]  # mapped: its segments are not read again (the UNH stays, as header)
         if len(work.mapped) >= writer.chunk:
             chunk, work.mapped = work.mapped, []
             try:
