@@ -7,6 +7,7 @@ code) and the mapping's options; it returns the converted value or raises :class
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,14 +84,24 @@ def iso_datetime(value: str, _arg: str | None, opts: Options) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(opts.timezone))
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+MAX_DIGITS = 18  # EDIFACT's longest numeric element (n..18); beyond it a value is no weight, length or count
+
+
 def _decimal(value: str, opts: Options) -> Decimal:
+    """Digits with an optional sign and decimal mark, at most ``MAX_DIGITS`` of them: no exponent, no NaN or
+    Infinity (Decimal would take them, and rounding them later raised InvalidOperation: a crash, not MAP-4)."""
     text = value.strip().replace(opts.decimal_mark, ".") if opts.decimal_mark != "." else value.strip()
     if "," in text and "." not in text:
         text = text.replace(",", ".")  # EDIFACT allows either mark
+    if not _PLAIN_NUMBER.fullmatch(text):
+        raise ConversionError(f"{value[:40]!r} is not a number")
+    if sum(c.isdigit() for c in text) > MAX_DIGITS:
+        raise ConversionError(f"{value[:40]!r} has more than {MAX_DIGITS} digits")
     try:
         return Decimal(text)
     except InvalidOperation:
-        raise ConversionError(f"{value!r} is not a number") from None
+        raise ConversionError(f"{value[:40]!r} is not a number") from None
 
 
 @converter("number", "a decimal number; either decimal mark is accepted")

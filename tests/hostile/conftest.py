@@ -58,9 +58,8 @@ def bounded(max_examples: int = MAX_EXAMPLES) -> settings:
 SERVICE = b"'+:?*\n\r <>&;\"\\,\t[]{}UNAUNBUNHUNTUNZ0123456789\x00\xff\xef\xbb\xbf"
 
 
-# Left out until the bug reported in issue 8 is fixed in gateway/mapping/functions.py: numbers of 26 digits or
-# more, exponents (1e308) and Infinity make weight_kg/length_cm raise decimal.InvalidOperation (INT-1), and NaN
-# or Infinity pass `number` into the canonical record.
+# Values a mutation puts after a delimiter; the numbers at the end once made weight_kg/length_cm raise
+# decimal.InvalidOperation (INT-1) and passed NaN or Infinity into the canonical record through `number`.
 VALUES = [
     b"",
     b"0",
@@ -85,6 +84,12 @@ VALUES = [
     b"{}",
     b"true",
     b"3",
+    b"99999999999999999999999999",
+    b"1e308",
+    b"Infinity",
+    b"-inf",
+    b"NaN",
+    b"sNaN",
 ]
 
 

@@ -59,3 +59,15 @@ def test_numbers_and_lengths() -> None:
     assert length_cm("0.3", "MTR", OPTS) == 30.0
     with pytest.raises(ConversionError):
         number("abc", None, OPTS)
+
+
+@pytest.mark.parametrize(
+    "value", ["NaN", "sNaN", "Infinity", "-inf", "1e308", "1E3", "99999999999999999999999999", "0x10", "1_000"]
+)
+def test_numbers_are_plain_digits_of_a_bounded_length(value: str) -> None:
+    """Breaks if NaN, Infinity, an exponent or a 26-digit number got past the number conversions: weight_kg and
+    length_cm then raised decimal.InvalidOperation (INT-1, a crash) and `number` stored inf or nan."""
+    for convert in (number, weight_kg, length_cm, temperature_c):
+        with pytest.raises(ConversionError):
+            convert(value, None, OPTS)
+    assert weight_kg("999999999999999999", None, OPTS) == 999999999999999999.0  # 18 digits: the most allowed
