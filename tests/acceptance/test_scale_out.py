@@ -19,14 +19,13 @@ from typing import Any
 
 import pika
 import pytest
-import yaml
 from sqlalchemy import func, select
 
 from gateway.iso6346 import check_digit
 from gateway.model import Container, Delivery, Event, Message
 from gateway.store import db
 from tests.acceptance.crashkit import GatewayProcess, wait_for
-from tests.conftest import REPO
+from tests.conftest import write_config
 from tests.services import rabbitmq_node
 from tests.services.rabbitmq_node import OwnBroker
 
@@ -52,39 +51,14 @@ def coparn(n: int) -> bytes:
 
 
 def routes_yaml(tmp_path: Path, database_url: str, amqp_url: str, prefix: str = "gateway") -> Path:
-    doc: dict[str, Any] = {
-        "database": {"url": database_url},
-        "http": {"enabled": False},
-        "queues": {"url": amqp_url, "prefix": prefix, "sweep": "2s", "max_backoff": "2s"},
-        "dispatch": {"lease": "2s", "poll": "500ms", "batch": 20},
-        "partners": {"ONE": {"name": "Ocean Network Express", "business_type": "ocean_carrier"}},
-        "channels": {
-            "drops": {
-                "type": "folder",
-                "path": "inbox",
-                "archive": "archive",
-                "failed": "failed",
-                "pattern": "*.edi",
-                "poll": "100ms",
-                "settle": 0,
-                "partner": "ONE",
-            }
-        },
-        "mappings": [
-            {"match": {"format": "edifact", "message": "COPARN"}, "use": str(REPO / "mappings/edifact/coparn.yaml")}
-        ],
-        "routes": {
-            "conpas-prenotice": {
-                "on": "container.announced",
-                "render": "conpas",
-                "to": {"type": "folder", "path": "outbox"},
-                "retry": {"max_attempts": 5, "initial_delay": "1s", "jitter": 0},
-            }
-        },
-    }
-    path = tmp_path / "routes.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    """The tests' usual routes.yaml (folder channel ``drops``, COPARN mapping, CONPAS route to outbox/conpas) with
+    queues between roles, a 2 s sweep and a 2 s lease, so that taking over a killed process's work is quick."""
+    return write_config(
+        tmp_path,
+        database_url,
+        queues={"url": amqp_url, "prefix": prefix, "sweep": "2s", "max_backoff": "2s"},
+        dispatch={"lease": "2s", "poll": "500ms", "batch": 20},
+    )
 
 
 def counts(url: str) -> dict[str, int]:
@@ -148,12 +122,7 @@ def test_two_workers_and_two_dispatchers_survive_a_sigkill_of_one_each(
         at_kill = counts(postgres_url)
         assert at_kill.get("message.done", 0) < FILES, f"the worker was killed too late to test anything: {at_kill}"
         assert at_kill.get("delivery.done", 0) < FILES, f"the dispatcher was killed too late: {at_kill}"
-
-        def finished() -> bool:
-            c = counts(postgres_url)
-            return c.get("message.done", 0) == FILES and c.get("delivery.done", 0) == FILES
-
-        wait_for(finished, 180, lambda: f"{counts(postgres_url)}\n{workers[1].describe()}")
+        wait_until_finished(postgres_url, workers[1])
     finally:
         for proc in processes:
             proc.stop()
@@ -193,12 +162,7 @@ def test_roles_go_on_through_a_broker_outage_and_lose_nothing(
         wait_for(lambda: counts(postgres_url).get("message.done", 0) > during + 50, 120, processes[1].describe)
         assert during < FILES
         own_broker.start()
-
-        def finished() -> bool:
-            c = counts(postgres_url)
-            return c.get("message.done", 0) == FILES and c.get("delivery.done", 0) == FILES
-
-        wait_for(finished, 180, lambda: f"{counts(postgres_url)}\n{processes[1].describe()}")
+        wait_until_finished(postgres_url, processes[1])
     finally:
         for proc in processes:
             proc.stop()
@@ -206,6 +170,14 @@ def test_roles_go_on_through_a_broker_outage_and_lose_nothing(
     logs = "".join(proc.log_path.read_text() for proc in processes)
     assert "notices not published for a while" in logs  # the receiver saw the outage and went on
     assert "queue consumer disconnected" in logs
+
+
+def wait_until_finished(url: str, watched: GatewayProcess) -> None:
+    def finished() -> bool:
+        c = counts(url)
+        return c.get("message.done", 0) == FILES and c.get("delivery.done", 0) == FILES
+
+    wait_for(finished, 180, lambda: f"{counts(url)}\n{watched.describe()}")
 
 
 def assert_once(tmp_path: Path, postgres_url: str) -> None:
@@ -226,7 +198,7 @@ def assert_once(tmp_path: Path, postgres_url: str) -> None:
     assert set(per_container.values()) == {1}, "a container persisted twice"
     assert announced == FILES and deliveries == FILES, (announced, deliveries)
     assert all([s["step"] for s in st].count("persist") == 1 for st in steps), "a message processed twice"
-    files = sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    files = sorted(p.name for p in (tmp_path / "outbox" / "conpas").iterdir())
     assert len(files) == FILES, f"{len(files)} CONPAS files for {FILES} containers"
     assert {name.split("_")[0] for name in files} == set(per_container)
     assert len(list((tmp_path / "archive").iterdir())) == FILES
