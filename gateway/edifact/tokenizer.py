@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate, count, repeat
@@ -258,7 +259,8 @@ class Tokenizer:
         if sum(sizes) != len(text):
             return None  # the matches do not tile the block: some segment is not plain
         offsets = accumulate(sizes, initial=base + pos)
-        segments = map(Segment, tags, repeat(None), count(number + 1), offsets, repeat(None), raws, repeat(d))
+        interned = map(sys.intern, tags)  # one string per tag, not one per segment: an interchange is held whole
+        segments = map(Segment, interned, repeat(None), count(number + 1), offsets, repeat(None), raws, repeat(d))
         return segments, len(units)
 
     def _fast_state(self, d: Delimiters) -> _Fast:
