@@ -477,7 +477,7 @@ class _Rows:
     def __init__(self, session: Session, partner_id: int | None) -> None:
         self.session = session
         self.partner_id = partner_id
-        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self._sqlite: bool | None = None
         self.seq = 0
         self.vessel_calls: dict[str, _VesselCall] = {}
         self.vessel_calls_by_id: dict[int, _VesselCall] = {}
@@ -499,6 +499,13 @@ class _Rows:
         self.event_keys: set[tuple[_Container, str, datetime]] = set()
         self.new: list[_Row] = []  # rows made in this chunk and not written yet
         self.top: dict[Table, int] = {}  # SQLite, while writing: the highest id given in each table
+
+    @property
+    def sqlite(self) -> bool:
+        """Asked when first writing (a writer made for mapping alone may have no database)."""
+        if self._sqlite is None:
+            self._sqlite = self.session.get_bind().dialect.name == "sqlite"
+        return self._sqlite
 
     def _next(self) -> int:
         self.seq += 1
