@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import PartnerConfig, RetryPolicy, RouteConfig
-from gateway.model import Delivery, DeliveryStatus, Message, MessageStatus, utcnow
+from gateway.model import Container, Deal, Delivery, DeliveryStatus, Message, MessageStatus, utcnow
 from gateway.outbound import retry
 from gateway.outbound.renderers import RenderContext, RenderError, answer_recorder, renderer, send_preparer
 from gateway.outbound.sinks import Sink, SinkError, make_sink
@@ -104,7 +105,11 @@ class Dispatcher:
             return
         started = utcnow()
         with self.sessions.begin() as s:
-            prepared = [p for delivery_id, token in claims if (p := self._prepare_in(s, delivery_id, token))]
+            tokens = dict(claims)
+            held = _held_many(s, claims)
+            subjects = _load_subjects(s, [d for d in held.values() if d.message_id is None])
+            prepared = [p for d in held.values() if (p := self._prepare_in(s, d, tokens[d.id]))]
+            del subjects
         sent: list[tuple[Prepared, bytes | None]] = []
         flushed = time.monotonic()
         for p in prepared:
@@ -135,16 +140,23 @@ class Dispatcher:
 
     def _settle_sent(self, sent: list[tuple[Prepared, bytes | None]], started: datetime) -> None:
         with self.sessions.begin() as s:
-            for p, answer in sent:
+            held = _held_many(s, [(p.delivery_id, p.token) for p, _ in sent])
+            for p, _ in sent:
+                if p.delivery_id not in held:
+                    log.warning(
+                        "lease lost while sending; the other dispatcher settles it",
+                        delivery_id=p.delivery_id,
+                        route=p.route,
+                    )
+            mine = [(p, answer, held[p.delivery_id]) for p, answer in sent if p.delivery_id in held]
+            outbox.settle_sent(s, [delivery for _, _, delivery in mine], started_at=started)
+            if mine:
+                settled = [p.message_id for p, _, _ in mine]
+                s.execute(update(Message).where(Message.id.in_(settled)).values(status=MessageStatus.SENT.value))
+            for p, answer, delivery in mine:
                 with structlog.contextvars.bound_contextvars(
                     delivery_id=p.delivery_id, message_id=p.message_id, route=p.route
                 ):
-                    delivery = _held(s, p.delivery_id, p.token)
-                    if delivery is None:
-                        log.warning("lease lost while sending; the other dispatcher settles it")
-                        continue
-                    outbox.settle(s, delivery, outcome="ok", started_at=started)
-                    s.get_one(Message, p.message_id).status = MessageStatus.SENT.value
                     if answer:
                         self._record_answer(s, delivery, answer)
                     log.info("delivered", file=p.name, attempt=delivery.attempts)
@@ -165,16 +177,14 @@ class Dispatcher:
     def _prepare(self, delivery_id: int, token: datetime) -> tuple[str, bytes, str, str, int, str | None] | None:
         """Render (once) and commit one delivery's payload; None when there is nothing (more) to send."""
         with self.sessions.begin() as s:
-            p = self._prepare_in(s, delivery_id, token)
+            delivery = _held(s, delivery_id, token)
+            p = None if delivery is None else self._prepare_in(s, delivery, token)
         return None if p is None else (p.route, p.payload, p.name, p.key, p.message_id, p.content_type)
 
-    def _prepare_in(self, s: Session, delivery_id: int, token: datetime) -> Prepared | None:
-        """Render the delivery if it has no rendered message yet (stored in ``s``, which the caller commits
-        before anything is sent); None when there is nothing (more) to send."""
-        with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
-            delivery = _held(s, delivery_id, token)
-            if delivery is None:
-                return None  # settled meanwhile, or taken over by another dispatcher after our lease ran out
+    def _prepare_in(self, s: Session, delivery: Delivery, token: datetime) -> Prepared | None:
+        """Render the (held) delivery if it has no rendered message yet (stored in ``s``, which the caller
+        commits before anything is sent); None when there is nothing to send."""
+        with structlog.contextvars.bound_contextvars(delivery_id=delivery.id):
             route = self.routes.get(delivery.route)
             if route is None:
                 outbox.settle(
@@ -259,6 +269,28 @@ class Dispatcher:
             outcome = "retry" if when else "dead"
             outbox.settle(s, delivery, outcome=outcome, started_at=started, error=error, next_attempt_at=when)
             log.warning("delivery failed", outcome=outcome, attempt=delivery.attempts, error=error["text"])
+
+
+def _held_many(session: Session, claims: Sequence[tuple[int, datetime]]) -> dict[int, Delivery]:
+    """The deliveries these claims still hold, locked (in id order, so two dispatchers never wait on each other
+    in a circle), by id; one that was settled or taken over meanwhile is left out."""
+    tokens = dict(claims)
+    rows = session.scalars(select(Delivery).where(Delivery.id.in_(tokens)).order_by(Delivery.id).with_for_update())
+    return {d.id: d for d in rows if d.status == DeliveryStatus.SENDING.value and d.locked_until == tokens[d.id]}
+
+
+def _load_subjects(session: Session, deliveries: Sequence[Delivery]) -> list[object]:
+    """Load the containers and deals the renderers will ask for, one query each for the batch. The caller keeps
+    the returned list while it renders: the session's identity map holds rows weakly, and a renderer's
+    ``session.get`` finds a row held there without a query."""
+    containers = {d.container_id for d in deliveries if d.container_id is not None}
+    deals = {d.deal_id for d in deliveries if d.deal_id is not None}
+    loaded: list[object] = []
+    if containers:
+        loaded += session.scalars(select(Container).where(Container.id.in_(containers)))
+    if deals:
+        loaded += session.scalars(select(Deal).where(Deal.id.in_(deals)))
+    return loaded
 
 
 def _held(session: Session, delivery_id: int, token: datetime) -> Delivery | None:

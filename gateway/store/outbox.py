@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_, select
+from sqlalchemy import ColumnElement, exists, false, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from gateway.config import RouteConfig
@@ -271,6 +271,30 @@ def settle(
         delivery.next_attempt_at = next_attempt_at
     else:
         delivery.status = DeliveryStatus.DEAD.value
+
+
+def settle_sent(session: Session, deliveries: Sequence[Delivery], *, started_at: datetime) -> None:
+    """``settle(outcome="ok")`` for several deliveries at once: their attempts in one INSERT (no ids needed back,
+    so one executemany instead of a statement per attempt)."""
+    finished = utcnow()
+    rows = []
+    for delivery in deliveries:
+        delivery.attempts += 1
+        rows.append(
+            {
+                "delivery_id": delivery.id,
+                "number": delivery.attempts,
+                "started_at": started_at,
+                "finished_at": finished,
+                "outcome": "ok",
+                "error": None,
+            }
+        )
+        delivery.locked_until = None
+        delivery.last_error = None
+        delivery.status = DeliveryStatus.DONE.value
+    if rows:
+        session.execute(insert(DeliveryAttempt), rows)
 
 
 def list_deliveries(
