@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -192,6 +193,8 @@ def run(name: str, url: str, work: Path, files: int, per_file: int, profile: cPr
     config = config_mod.load(routes)
     config = config.model_copy(update={"database": config.database.model_copy(update={"url": url})})
     gw = Gateway(config)
+    gc.collect()
+    gc.freeze()  # as the gateway command does once its gateway is built (gateway/cli.py)
     try:
         inbox = work / "inbox"
         # the warm-up: one file numbered after the measured ones
