@@ -285,7 +285,8 @@ class Gateway:
             if self.queues is not None:
                 threads.append(self._consumer(DELIVERIES, self.dispatch_notice, stop))
             batch = self.config.dispatch.batch
-            loops.append(("dispatcher", lambda: self.dispatcher.run_once(batch), self.config.dispatch.poll, None))
+            wake = self.local.dispatch if "worker" in roles else None  # a worker in this process tells it
+            loops.append(("dispatcher", lambda: self.dispatcher.run_once(batch), self.config.dispatch.poll, wake))
         threads += [
             threading.Thread(target=_loop, args=(n, fn, every, wake, stop), name=n, daemon=True)
             for n, fn, every, wake in loops

@@ -75,6 +75,7 @@ class RabbitQueues:
         self.config = config
         self._local = threading.local()
         self._down_until = 0.0  # monotonic time before which publishing is not tried (the broker was away)
+        self._lock = threading.Lock()
 
     def name(self, kind: str) -> str:
         return f"{self.config.prefix}.{kind}"
@@ -92,15 +93,22 @@ class RabbitQueues:
         """Publish with a confirm; a failure is logged, never raised: the work is committed and the sweep finds
         it, so the sender of the payload is acknowledged all the same. After a failure no thread tries again for
         ``RETRY_AFTER`` seconds, so a broker that is down does not slow every receipt by a connect timeout."""
-        if time.monotonic() < self._down_until:
-            return
+        fresh = getattr(self._local, "channel", None) is None
+        with self._lock:
+            if time.monotonic() < self._down_until:
+                return
+            if fresh:  # one thread at a time finds out whether a broker answers; the others do not wait on it
+                self._down_until = time.monotonic() + PUBLISH_TIMEOUT
         # a connection kept since an earlier publish may have gone stale: then one more try on a new one
-        attempts = 2 if getattr(self._local, "channel", None) is not None else 1
+        attempts = 1 if fresh else 2
         for attempt in range(1, attempts + 1):
             try:
                 self._channel().basic_publish(
                     "", self.name(kind), body, properties=pika.BasicProperties(delivery_mode=2), mandatory=True
                 )
+                if fresh:
+                    with self._lock:
+                        self._down_until = 0.0
                 return
             except Exception as exc:
                 self._drop()
@@ -140,15 +148,25 @@ class RabbitQueues:
         """Hand each notice of queue ``kind`` to ``handle`` until ``stop``; reconnect with backoff on any broker
         error. ``pause`` is called after a notice was put back because the database was away."""
         backoff = Backoff(self.config.max_backoff)
-        while not stop.is_set():
-            try:
-                self._consume(kind, handle, stop, pause, backoff)
-            except Exception as exc:
-                log.warning("queue consumer disconnected", queue=self.name(kind), error=_describe(exc))
-                stop.wait(backoff.next())
+        # the work runs in this one thread, beside the connection's (see _while_answering_heartbeats); the
+        # connections it opens there (publishing notices, a sink's) are closed with it
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue:{kind}:work") as executor:
+            while not stop.is_set():
+                try:
+                    self._consume(kind, handle, stop, pause, backoff, executor)
+                except Exception as exc:
+                    log.warning("queue consumer disconnected", queue=self.name(kind), error=_describe(exc))
+                    stop.wait(backoff.next())
+            executor.submit(self.close)
 
     def _consume(
-        self, kind: str, handle: Handler, stop: threading.Event, pause: Callable[[], None], backoff: Backoff
+        self,
+        kind: str,
+        handle: Handler,
+        stop: threading.Event,
+        pause: Callable[[], None],
+        backoff: Backoff,
+        executor: ThreadPoolExecutor,
     ) -> None:
         connection = self._connect(f"{kind} consumer")
         try:
@@ -159,16 +177,15 @@ class RabbitQueues:
             channel.basic_consume(self.name(kind), lambda _ch, method, _props, body: waiting.append((method, body)))
             log.info("consuming", queue=self.name(kind))
             backoff.reset()
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue:{kind}:work") as executor:
-                while not stop.is_set():
-                    connection.process_data_events(time_limit=TURN)
-                    while waiting and not stop.is_set():
-                        method, body = waiting.popleft()
-                        if _while_answering_heartbeats(connection, executor.submit(handle, body)):
-                            channel.basic_ack(method.delivery_tag)
-                        else:
-                            channel.basic_nack(method.delivery_tag, requeue=True)
-                            pause()
+            while not stop.is_set():
+                connection.process_data_events(time_limit=TURN)
+                while waiting and not stop.is_set():
+                    method, body = waiting.popleft()
+                    if _while_answering_heartbeats(connection, executor.submit(handle, body)):
+                        channel.basic_ack(method.delivery_tag)
+                    else:
+                        channel.basic_nack(method.delivery_tag, requeue=True)
+                        pause()
         finally:
             with contextlib.suppress(Exception):
                 connection.close()  # what was received and not acknowledged goes back to the queue

@@ -91,8 +91,10 @@ class FolderPoller:
         present = set()
         for path in self._waiting():
             present.add(path)
-            if self._settled(path, now) and not self._refused(path):
+            if self._settled(path, now):
                 try:
+                    if self._refused(path):
+                        continue
                     self.take(path)
                     taken += 1
                 except OperationalError:  # the database is away: the other files would fail the same way
@@ -141,7 +143,7 @@ class FolderPoller:
         while target.exists():  # the same name refused before: keep both
             n += 1
             target = self.config.failed / prefixed(f"oversize_{n}_", path.name)
-        shutil.move(path, target)
+        _move(path, target)
         log.error(
             "file refused: too large",
             channel=self.name,

@@ -48,6 +48,15 @@ class Prepared:
     content_type: str | None
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A delivery the peer took, waiting for its group's settling."""
+
+    prepared: Prepared
+    answer: bytes | None
+    started_at: datetime
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -103,27 +112,33 @@ class Dispatcher:
         again, same bytes, same key, as after a crash in the middle of one send."""
         if not claims:
             return
-        started = utcnow()
         with self.sessions.begin() as s:
             tokens = dict(claims)
             held = _held_many(s, claims)
             subjects = _load_subjects(s, [d for d in held.values() if d.message_id is None])
             prepared = [p for d in held.values() if (p := self._prepare_in(s, d, tokens[d.id]))]
             del subjects
-        sent: list[tuple[Prepared, bytes | None]] = []
+        sent: list[Sent] = []
         flushed = time.monotonic()
         for p in prepared:
+            if sent and time.monotonic() - flushed >= SETTLE_WITHIN:  # a slow send must not keep these waiting
+                self._settle_sent(sent)
+                sent, flushed = [], time.monotonic()
             with structlog.contextvars.bound_contextvars(
                 delivery_id=p.delivery_id, message_id=p.message_id, route=p.route
             ):
+                if utcnow() >= p.token - self.lease / 10:  # slow peers ate the lease: another may take it over
+                    log.warning("lease nearly out before the send; left for the dispatcher that takes it over")
+                    continue
+                started = utcnow()
                 answer = self._send(p, started)
             if answer is not _FAILED:
-                sent.append((p, answer if isinstance(answer, bytes) else None))
-            if len(sent) >= SETTLE_EVERY or (sent and time.monotonic() - flushed >= SETTLE_WITHIN):
-                self._settle_sent(sent, started)
+                sent.append(Sent(p, answer if isinstance(answer, bytes) else None, started))
+            if len(sent) >= SETTLE_EVERY:
+                self._settle_sent(sent)
                 sent, flushed = [], time.monotonic()
         if sent:
-            self._settle_sent(sent, started)
+            self._settle_sent(sent)
 
     def _send(self, p: Prepared, started: datetime) -> bytes | object | None:
         """The peer's answer (or None), or ``_FAILED`` after the failed attempt was settled."""
@@ -138,27 +153,28 @@ class Dispatcher:
             self._failed(p.delivery_id, p.token, started, error, retryable=True)
         return _FAILED
 
-    def _settle_sent(self, sent: list[tuple[Prepared, bytes | None]], started: datetime) -> None:
+    def _settle_sent(self, sent: list[Sent]) -> None:
         with self.sessions.begin() as s:
-            held = _held_many(s, [(p.delivery_id, p.token) for p, _ in sent])
-            for p, _ in sent:
-                if p.delivery_id not in held:
+            held = _held_many(s, [(x.prepared.delivery_id, x.prepared.token) for x in sent])
+            for x in sent:
+                if x.prepared.delivery_id not in held:
                     log.warning(
                         "lease lost while sending; the other dispatcher settles it",
-                        delivery_id=p.delivery_id,
-                        route=p.route,
+                        delivery_id=x.prepared.delivery_id,
+                        route=x.prepared.route,
                     )
-            mine = [(p, answer, held[p.delivery_id]) for p, answer in sent if p.delivery_id in held]
-            outbox.settle_sent(s, [delivery for _, _, delivery in mine], started_at=started)
+            mine = [(x, held[x.prepared.delivery_id]) for x in sent if x.prepared.delivery_id in held]
+            outbox.settle_sent(s, [(delivery, x.started_at) for x, delivery in mine])
             if mine:
-                settled = [p.message_id for p, _, _ in mine]
+                settled = [x.prepared.message_id for x, _ in mine]
                 s.execute(update(Message).where(Message.id.in_(settled)).values(status=MessageStatus.SENT.value))
-            for p, answer, delivery in mine:
+            for x, delivery in mine:
+                p = x.prepared
                 with structlog.contextvars.bound_contextvars(
                     delivery_id=p.delivery_id, message_id=p.message_id, route=p.route
                 ):
-                    if answer:
-                        self._record_answer(s, delivery, answer)
+                    if x.answer:
+                        self._record_answer(s, delivery, x.answer)
                     log.info("delivered", file=p.name, attempt=delivery.attempts)
 
     def _record_answer(self, session: Session, delivery: Delivery, answer: bytes) -> None:

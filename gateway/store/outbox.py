@@ -273,12 +273,12 @@ def settle(
         delivery.status = DeliveryStatus.DEAD.value
 
 
-def settle_sent(session: Session, deliveries: Sequence[Delivery], *, started_at: datetime) -> None:
-    """``settle(outcome="ok")`` for several deliveries at once: their attempts in one INSERT (no ids needed back,
-    so one executemany instead of a statement per attempt)."""
+def settle_sent(session: Session, sent: Sequence[tuple[Delivery, datetime]]) -> None:
+    """``settle(outcome="ok")`` for several (delivery, attempt start) at once: their attempts in one INSERT (no
+    ids needed back, so one executemany instead of a statement per attempt)."""
     finished = utcnow()
     rows = []
-    for delivery in deliveries:
+    for delivery, started_at in sent:
         delivery.attempts += 1
         rows.append(
             {

@@ -229,3 +229,39 @@ def test_a_sink_that_raises_something_unexpected_is_retried(gateway: Gateway, co
     gateway.dispatcher.run_once()
     with gateway.sessions() as s:
         assert {(d.status, d.attempts) for d in s.scalars(select(Delivery))} == {("pending", 1)}
+
+
+class Slow(Flaky):
+    """A sink that takes ``seconds`` for every send."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(failures=0)
+        self.seconds = seconds
+
+    def send(self, payload: bytes, *, name: str, idempotency_key: str, content_type: str | None = None) -> bytes | None:
+        import time
+
+        time.sleep(self.seconds)
+        return super().send(payload, name=name, idempotency_key=idempotency_key, content_type=content_type)
+
+
+def test_a_batch_whose_lease_ran_out_sends_no_more_of_it(gateway: Gateway, coparn: bytes) -> None:
+    """Breaks if a dispatcher went on sending a claimed batch after slow peers ate its lease: the deliveries
+    left would be taken over by another dispatcher and sent twice. The ones it had sent are still settled."""
+    gateway.accept(coparn, channel="drops")  # three deliveries
+    gateway.dispatcher.lease = timedelta(seconds=1)
+    sink = Slow(1.0)
+    gateway.dispatcher.sinks["conpas-prenotice"] = sink
+    assert gateway.dispatcher.run_once() == 3
+    assert len(sink.sent) == 1  # the first send took the whole lease
+    with gateway.sessions() as s:
+        statuses = sorted(d.status for d in s.scalars(select(Delivery)))
+        attempts = list(s.scalars(select(DeliveryAttempt)))
+    assert statuses == ["done", "sending", "sending"]
+    assert len(attempts) == 1 and attempts[0].finished_at >= attempts[0].started_at
+    sink.seconds = 0
+    import time
+
+    time.sleep(0.2)  # past the lease for certain
+    assert gateway.dispatcher.run_once() == 2  # taken over once the lease has run out
+    assert len({key for _, key, _ in sink.sent}) == 3
