@@ -8,6 +8,7 @@ dashboard to the line to change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -18,26 +19,28 @@ from pydantic import ValidationError
 
 from gateway.canonical import RECORD_TYPES, MappedMessage, Record
 from gateway.edifact.envelope import Message as EdifactMessage
+from gateway.edifact.tokenizer import Segment
 from gateway.errors import GatewayError
 from gateway.mapping.functions import REGISTRY, ConversionError, Options
-from gateway.mapping.language import FieldSpec, Mapping, RecordSpec
+from gateway.mapping.language import FieldSpec, Mapping, RecordSpec, element_path
 from gateway.mapping.sources import EdifactSource, Source, matches  # noqa: F401 - matches is re-exported
 
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class _Scope:
-    group: Any  # the current `each` group, or None
-    node: Any  # the node a nested field reads from, or None
-    loc: Loc
+# A compiled field: (run, group, node) → its value. ``group`` is the current ``each`` group (or None), ``node``
+# the node a nested field reads from (or None). Each mapping is compiled once into these closures, with its
+# selectors, element paths, code tables and converters bound, so a message costs no interpretation.
+Getter = Callable[["_Apply", Any, Any], Any]
 
 
 class _Apply:
-    def __init__(self, mapping: Mapping, source: Source) -> None:
+    """One message being mapped: its source, and the errors that name the input position and mapping line."""
+
+    def __init__(self, mapping: Mapping, source: Source, options: Options) -> None:
         self.mapping = mapping
         self.source = source
-        self.options: Options = mapping.function_options
+        self.options = options
 
     def field_error(self, code: str, text: str, loc: Loc, node: Any) -> GatewayError:
         """An error about one field's value: the text starts with the field's name."""
@@ -51,118 +54,230 @@ class _Apply:
         pos = type(pos)(**{**pos.as_dict(), "mapping_line": self.mapping.line_of(loc)})
         return GatewayError(code, f"{self.mapping.path.name}: {text}", pos, step="map")
 
-    def message_value(self, key: str) -> Any:
-        spec = getattr(self.mapping, key)
-        return None if spec is None else self.value(spec, _Scope(None, None, (key,)), (key,))
+    def record_error(self, exc: ValidationError, spec: RecordSpec, loc: Loc, group: Any) -> GatewayError:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        code = "MAP-2" if err["type"] == "missing" else "MAP-3"
+        top = err["loc"][0] if err["loc"] else None
+        where = (*loc, "fields", top) if top in spec.fields else loc
+        label = f"{spec.entity}.{field}" if field else spec.entity
+        return self.error(code, f"{label}: {err['msg']}", where, group)
 
-    def records(self) -> list[Record]:
-        out: list[Record] = []
-        for i, spec in enumerate(self.mapping.records):
-            loc: Loc = ("records", i)
-            groups = self.source.groups(spec.each, spec.until) if spec.each else [None]
-            for group in groups:
-                scope = _Scope(group, None, loc)
-                if spec.if_present and not self.source.find(spec.if_present, group, None, group is None):
-                    continue
-                if any(self.missing(spec, name, scope) for name in spec.skip_if_missing):
-                    continue
-                out.append(self.record(spec, scope))
-        return out
 
-    def missing(self, spec: RecordSpec, name: str, scope: _Scope) -> bool:
-        field = _optional(spec.fields[name])
-        return self.value(field, scope, (*scope.loc, "fields", name)) is None
+@dataclass(frozen=True)
+class _RecordPlan:
+    spec: RecordSpec
+    loc: Loc
+    record_type: type[Record]
+    fields: Callable[[_Apply, Any, Any], dict[str, Any]]
+    skip_if_missing: tuple[Getter, ...]  # the optional variants of those fields
 
-    def record(self, spec: RecordSpec, scope: _Scope) -> Record:
-        values = self.fields(spec.fields, scope, (*scope.loc, "fields"))
-        try:
-            record = RECORD_TYPES[spec.entity].model_validate({**values, "entity": spec.entity})
-            return _localised(record, ZoneInfo(self.options.timezone))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            code = "MAP-2" if err["type"] == "missing" else "MAP-3"
-            top = err["loc"][0] if err["loc"] else None
-            loc = (*scope.loc, "fields", top) if top in spec.fields else scope.loc
-            label = f"{spec.entity}.{field}" if field else spec.entity
-            raise self.error(code, f"{label}: {err['msg']}", loc, scope.group) from None
 
-    def fields(self, specs: dict[str, FieldSpec], scope: _Scope, loc: Loc) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Plan:
+    records: tuple[_RecordPlan, ...]
+    issued_at: Getter | None
+    reference: Getter | None
+    options: Options
+    zone: ZoneInfo
+
+
+def _plan(mapping: Mapping) -> _Plan:
+    """The mapping's compiled form, made on first use and kept with the loaded mapping."""
+    plan = mapping._plan
+    if plan is None:
+        plan = mapping._plan = _compile(mapping)
+    assert isinstance(plan, _Plan)
+    return plan
+
+
+def _compile(mapping: Mapping) -> _Plan:
+    edifact = mapping.format == "edifact"
+    records = []
+    for i, spec in enumerate(mapping.records):
+        loc: Loc = ("records", i)
+        records.append(
+            _RecordPlan(
+                spec,
+                loc,
+                RECORD_TYPES[spec.entity],
+                _compile_fields(spec.fields, (*loc, "fields"), edifact),
+                tuple(
+                    _compile_value(_optional(spec.fields[name]), (*loc, "fields", name), edifact)
+                    for name in spec.skip_if_missing
+                ),
+            )
+        )
+    top = {
+        key: None if getattr(mapping, key) is None else _compile_value(getattr(mapping, key), (key,), edifact)
+        for key in ("issued_at", "reference")
+    }
+    options = mapping.function_options
+    return _Plan(tuple(records), top["issued_at"], top["reference"], options, ZoneInfo(options.timezone))
+
+
+def _compile_fields(
+    specs: dict[str, FieldSpec], loc: Loc, edifact: bool
+) -> Callable[[_Apply, Any, Any], dict[str, Any]]:
+    getters = tuple((name, _compile_value(spec, (*loc, name), edifact)) for name, spec in specs.items())
+
+    def fields(run: _Apply, group: Any, node: Any) -> dict[str, Any]:
         out = {}
-        for name, spec in specs.items():
-            value = self.value(spec, scope, (*loc, name))
+        for name, get in getters:
+            value = get(run, group, node)
             if value is not None:
                 out[name] = value
         return out
 
-    def value(self, spec: FieldSpec, scope: _Scope, loc: Loc) -> Any:
-        if spec.first is not None:
-            for j, alt in enumerate(spec.first):
-                found = self.value(alt, scope, (*loc, "first", j))
+    return fields
+
+
+def _compile_value(spec: FieldSpec, loc: Loc, edifact: bool) -> Getter:
+    finish = _compile_finish(spec, loc, edifact)
+    if spec.first is not None:
+        alternatives = tuple(_compile_value(alt, (*loc, "first", j), edifact) for j, alt in enumerate(spec.first))
+
+        def first(run: _Apply, group: Any, node: Any) -> Any:
+            for alt in alternatives:
+                found = alt(run, group, node)
                 if found is not None:
                     return found
-            return self.finish(spec, None, scope.node, scope, loc)
-        if spec.value is not None:
-            return spec.value
-        select = spec.seg or spec.xpath or spec.column  # FieldSpec.select, without the property call
-        if select is not None:
-            nodes = self.source.find(select, scope.group, scope.node, spec.scope == "message")
-            if spec.all:
-                items = [self.read(spec, node, scope, loc) for node in nodes]
-                return [i for i in items if i is not None] or self.finish(spec, None, None, scope, loc)
-            node = nodes[0] if nodes else None
-            return self.read(spec, node, scope, loc) if nodes else self.finish(spec, None, None, scope, loc)
-        if spec.fields is not None and scope.node is None:
-            return self.finish(spec, self.fields(spec.fields, scope, (*loc, "fields")) or None, None, scope, loc)
-        return self.read(spec, scope.node, scope, loc)
+            return finish(run, None, node, group, node)
 
-    def read(self, spec: FieldSpec, node: Any, scope: _Scope, loc: Loc) -> Any:
-        """The value of ``spec`` at one selected node."""
+        return first
+    if spec.value is not None:
+        constant = spec.value
+        return lambda run, group, node: constant
+    read = _compile_read(spec, loc, finish, edifact)
+    select = spec.seg or spec.xpath or spec.column  # FieldSpec.select, without the property call
+    if select is not None:
+        whole = spec.scope == "message"
+        if spec.all:
+
+            def every(run: _Apply, group: Any, node: Any) -> Any:
+                nodes = run.source.find(select, group, node, whole)
+                items = [read(run, found, group, node) for found in nodes]
+                return [i for i in items if i is not None] or finish(run, None, None, group, node)
+
+            return every
+
+        def one(run: _Apply, group: Any, node: Any) -> Any:
+            nodes = run.source.find(select, group, node, whole)
+            return read(run, nodes[0], group, node) if nodes else finish(run, None, None, group, node)
+
+        return one
+    if spec.fields is not None:
+        inner = _compile_fields(spec.fields, (*loc, "fields"), edifact)
+
+        def built(run: _Apply, group: Any, node: Any) -> Any:
+            if node is None:
+                return finish(run, inner(run, group, None) or None, None, group, node)
+            return read(run, node, group, node)
+
+        return built
+    return lambda run, group, node: read(run, node, group, node)
+
+
+# read(run, selected node, group, scope node) and finish(run, raw, node, group, scope node)
+Reader = Callable[[_Apply, Any, Any, Any], Any]
+Finisher = Callable[[_Apply, Any, Any, Any, Any], Any]
+
+
+def _compile_read(spec: FieldSpec, loc: Loc, finish: Finisher, edifact: bool) -> Reader:
+    """The value of ``spec`` at one selected node."""
+    if spec.fields is not None:
+        inner = _compile_fields(spec.fields, (*loc, "fields"), edifact)
+
+        def nested(run: _Apply, node: Any, group: Any, scope_node: Any) -> Any:
+            if node is None:
+                return finish(run, None, None, group, scope_node)
+            return inner(run, group, node) or None
+
+        return nested
+    path = spec.el
+    if edifact and path is not None:
+        index, component = element_path(path)
+
+        def element(run: _Apply, node: Any, group: Any, scope_node: Any) -> Any:
+            if node is None:
+                return finish(run, None, None, group, scope_node)
+            if isinstance(node, Segment):
+                return finish(run, node.element(index, component) or None, node, group, scope_node)
+            return finish(run, run.source.read(node, path), node, group, scope_node)
+
+        return element
+
+    def text(run: _Apply, node: Any, group: Any, scope_node: Any) -> Any:
         if node is None:
-            return self.finish(spec, None, None, scope, loc)
-        if spec.fields is not None:
-            inner = _Scope(scope.group, node, loc)
-            return self.fields(spec.fields, inner, (*loc, "fields")) or None
-        raw = self.source.read(node, spec.el)
-        return self.finish(spec, raw, node, scope, loc)
+            return finish(run, None, None, group, scope_node)
+        return finish(run, run.source.read(node, path), node, group, scope_node)
 
-    def finish(self, spec: FieldSpec, raw: Any, node: Any, scope: _Scope, loc: Loc) -> Any:
-        """Translate, convert, default and require one value."""
+    return text
+
+
+def _compile_finish(spec: FieldSpec, loc: Loc, edifact: bool) -> Finisher:
+    """Translate, convert, default and require one value."""
+    table, default, required = spec.map, spec.default, spec.required
+    convert = REGISTRY[spec.convert][0] if spec.convert is not None else None
+    arg_from = spec.arg_from
+    arg_path = element_path(arg_from) if edifact and arg_from else None
+    where = f" ({spec.select}{f' element {spec.el}' if spec.el else ''})" if spec.select else ""
+    if table is None and convert is None and default is None and not required:
+        return lambda run, raw, node, group, scope_node: raw
+
+    def finish(run: _Apply, raw: Any, node: Any, group: Any, scope_node: Any) -> Any:
         value = raw
-        if value is not None and spec.map is not None:
-            if value in spec.map:
-                value = spec.map[value]
-            elif spec.default is not None:
-                value = spec.default
+        if value is not None and table is not None:
+            if value in table:
+                value = table[value]
+            elif default is not None:
+                value = default
             else:
-                known = ", ".join(map(str, spec.map))
-                raise self.field_error("MAP-3", f"code {value!r} is not in the table ({known})", (*loc, "map"), node)
-        elif value is not None and spec.convert is not None:
-            fn, _doc = REGISTRY[spec.convert]
-            arg = self.source.read(node, spec.arg_from) if (node is not None and spec.arg_from) else None
+                known = ", ".join(map(str, table))
+                raise run.field_error("MAP-3", f"code {value!r} is not in the table ({known})", (*loc, "map"), node)
+        elif value is not None and convert is not None:
+            if node is None or not arg_from:
+                arg = None
+            elif arg_path is not None and isinstance(node, Segment):
+                arg = node.element(*arg_path) or None
+            else:
+                arg = run.source.read(node, arg_from)
             try:
-                value = fn(str(value), arg, self.options)
+                value = convert(str(value), arg, run.options)
             except ConversionError as exc:
-                raise self.field_error(exc.code, str(exc), (*loc, "convert"), node) from None
+                raise run.field_error(exc.code, str(exc), (*loc, "convert"), node) from None
         if value is None:
-            value = spec.default
-        if value is None and spec.required:
-            where = f" ({spec.select}{f' element {spec.el}' if spec.el else ''})" if spec.select else ""
-            raise self.error(
-                "MAP-2", f"required value {loc[-1]!r} is missing{where}", loc, node or scope.node or scope.group
-            )
+            value = default
+        if value is None and required:
+            raise run.error("MAP-2", f"required value {loc[-1]!r} is missing{where}", loc, node or scope_node or group)
         return value
 
+    return finish
 
-_OPTIONAL: dict[int, tuple[FieldSpec, FieldSpec]] = {}
+
+def _records(run: _Apply, plan: _Plan) -> list[Record]:
+    out: list[Record] = []
+    source = run.source
+    for record in plan.records:
+        spec = record.spec
+        groups = source.groups(spec.each, spec.until) if spec.each else [None]
+        for group in groups:
+            if spec.if_present and not source.find(spec.if_present, group, None, group is None):
+                continue
+            if any(get(run, group, None) is None for get in record.skip_if_missing):
+                continue
+            values = record.fields(run, group, None)
+            try:
+                made = record.record_type.model_validate({**values, "entity": spec.entity})
+            except ValidationError as exc:
+                raise run.record_error(exc, spec, record.loc, group) from None
+            out.append(_localised(made, plan.zone))
+    return out
 
 
 def _optional(field: FieldSpec) -> FieldSpec:
-    """The field without ``required`` (to test whether it has a value), made once per field of a loaded mapping."""
-    made = _OPTIONAL.get(id(field))
-    if made is None or made[0] is not field:
-        made = _OPTIONAL[id(field)] = (field, field.model_copy(update={"required": False}))
-    return made[1]
+    """The field without ``required`` (to test whether it has a value)."""
+    return field.model_copy(update={"required": False})
 
 
 @cache
@@ -186,10 +301,11 @@ def _localised(record: Record, zone: ZoneInfo) -> Record:
 
 def apply_source(mapping: Mapping, source: Source) -> MappedMessage:
     """The canonical records of one input message of any format."""
-    run = _Apply(mapping, source)
-    records = run.records()
-    issued_at = run.message_value("issued_at") or source.issued_at
-    reference = run.message_value("reference") or source.reference
+    plan = _plan(mapping)
+    run = _Apply(mapping, source, plan.options)
+    records = _records(run, plan)
+    issued_at = (plan.issued_at(run, None, None) if plan.issued_at else None) or source.issued_at
+    reference = (plan.reference(run, None, None) if plan.reference else None) or source.reference
     mapped = MappedMessage.model_validate(
         {
             "number": source.number,
@@ -200,7 +316,7 @@ def apply_source(mapping: Mapping, source: Source) -> MappedMessage:
         }
     )
     if mapped.issued_at is not None and mapped.issued_at.tzinfo is None:
-        mapped.issued_at = mapped.issued_at.replace(tzinfo=ZoneInfo(mapping.function_options.timezone))
+        mapped.issued_at = mapped.issued_at.replace(tzinfo=plan.zone)
     return mapped
 
 

@@ -174,6 +174,7 @@ class Mapping(Spec):
     examples: list[Example] = []
 
     _source: YamlSource | None = PrivateAttr(default=None)
+    _plan: Any = PrivateAttr(default=None)  # the engine's compiled form, made on first use
 
     @property
     def path(self) -> Path:

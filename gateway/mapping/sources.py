@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Protocol
 
 from lxml import etree
@@ -84,10 +84,10 @@ class EdifactSource:
         self.reference = msg.reference
         self.type = msg.type
         self.issued_at = _unb_time(msg)
-        # segments by tag, per pool (the message, or one group by its id): a field looks only at its tag's;
-        # and what each selector found in a pool (fields of one record often read the same segment)
-        self._by_tag: dict[int, tuple[Sequence[Segment], dict[str, list[Segment]]]] = {}
-        self._found: dict[tuple[int, str], list[Segment]] = {}
+        # per pool (the message, or one group by its id): its segments by tag (a field looks only at its tag's),
+        # and what each selector found there (fields of one record often read the same segment). The pool is
+        # kept with them, so its id is not reused while this source lives.
+        self._pools: dict[int, tuple[Sequence[Segment], dict[str, list[Segment]], dict[str, list[Segment]]]] = {}
 
     def groups(self, each: str, until: Sequence[str]) -> list[Any]:
         tag, qualifiers = _qualifiers(each)
@@ -105,18 +105,17 @@ class EdifactSource:
 
     def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
         """The segments ``selector`` picks; the list is this source's own (the engine only reads it)."""
-        assert isinstance(selector, str)
         pool = self.msg.segments if whole or group is None else group
-        key = (id(pool), selector)
-        found = self._found.get(key)
-        if found is not None:
-            return found
-        cached = self._by_tag.get(id(pool))
+        cached = self._pools.get(id(pool))
         if cached is None:
             index: dict[str, list[Segment]] = {}
             for seg in pool:
                 index.setdefault(seg.tag, []).append(seg)
-            cached = self._by_tag[id(pool)] = (pool, index)  # the pool is kept, so its id is not reused
+            cached = self._pools[id(pool)] = (pool, index, {})
+        found = cached[2].get(selector)  # type: ignore[arg-type] # a list selector is not EDIFACT's
+        if found is not None:
+            return found
+        assert isinstance(selector, str)
         tag, qualifiers = _qualifiers(selector)
         same_tag = cached[1].get(tag, ())
         if not qualifiers:
@@ -126,7 +125,7 @@ class EdifactSource:
             found = [s for s in same_tag if s.element(i, 1) == q]
         else:
             found = [s for s in same_tag if all(s.element(i, 1) == q for i, q in qualifiers)]
-        self._found[key] = found
+        cached[2][selector] = found
         return found
 
     def read(self, node: Any, path: str | None) -> str | None:
@@ -147,7 +146,12 @@ def _unb_time(msg: EdifactMessage) -> datetime | None:
     """The interchange's preparation date and time (UNB 4: YYMMDD in syntax 1-3, CCYYMMDD in 4), without a
     zone: the engine gives it the mapping's timezone."""
     header = msg.interchange.header
-    text = header.element(4, 1) + header.element(4, 2)
+    return _prepared_at(header.element(4, 1) + header.element(4, 2))
+
+
+@lru_cache(maxsize=64)
+def _prepared_at(text: str) -> datetime | None:
+    """Read once per interchange, not once per message (a naive datetime is immutable, so it can be shared)."""
     for pattern in ("%y%m%d%H%M", "%Y%m%d%H%M"):
         try:
             return datetime.strptime(text, pattern)
