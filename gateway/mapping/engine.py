@@ -12,18 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, get_args
+from typing import Any, cast, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from gateway.canonical import RECORD_TYPES, MappedMessage, Record
 from gateway.edifact.envelope import Message as EdifactMessage
-from gateway.edifact.tokenizer import Segment
 from gateway.errors import GatewayError
 from gateway.mapping.functions import REGISTRY, ConversionError, Options
 from gateway.mapping.language import FieldSpec, Mapping, RecordSpec, element_path
-from gateway.mapping.sources import EdifactSource, Source, matches  # noqa: F401 - matches is re-exported
+from gateway.mapping.sources import EdifactSource, Source, matches, selector_parts  # noqa: F401 - matches is re-exported
 
 Loc = tuple[str | int, ...]
 
@@ -41,6 +40,8 @@ class _Apply:
         self.mapping = mapping
         self.source = source
         self.options = options
+        # the same source, when the plan reads segments (only then is it used as one)
+        self.segments = cast(EdifactSource, source)
 
     def field_error(self, code: str, text: str, loc: Loc, node: Any) -> GatewayError:
         """An error about one field's value: the text starts with the field's name."""
@@ -69,8 +70,9 @@ class _RecordPlan:
     spec: RecordSpec
     loc: Loc
     record_type: type[Record]
-    fields: Callable[[_Apply, Any, Any], dict[str, Any]]
-    skip_if_missing: tuple[Getter, ...]  # the optional variants of those fields
+    fields: tuple[tuple[str, Getter], ...]
+    # the optional variants of those fields: a value they find is the field's value too (read only once)
+    skip_if_missing: tuple[tuple[str, Getter], ...]
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,20 @@ class _Plan:
     zone: ZoneInfo
 
 
-def _plan(mapping: Mapping) -> _Plan:
-    """The mapping's compiled form, made on first use and kept with the loaded mapping."""
-    plan = mapping._plan
+def _plan(mapping: Mapping, edifact: bool) -> _Plan:
+    """The mapping's compiled form, made on first use and kept with the loaded mapping. ``edifact``: the
+    source is an :class:`EdifactSource`, so the plan reads segments directly with pre-parsed selectors."""
+    plans = mapping._plan
+    if plans is None:
+        plans = mapping._plan = {}
+    plan = plans.get(edifact)
     if plan is None:
-        plan = mapping._plan = _compile(mapping)
+        plan = plans[edifact] = _compile(mapping, edifact)
     assert isinstance(plan, _Plan)
     return plan
 
 
-def _compile(mapping: Mapping) -> _Plan:
-    edifact = mapping.format == "edifact"
+def _compile(mapping: Mapping, edifact: bool) -> _Plan:
     records = []
     for i, spec in enumerate(mapping.records):
         loc: Loc = ("records", i)
@@ -101,9 +106,12 @@ def _compile(mapping: Mapping) -> _Plan:
                 spec,
                 loc,
                 RECORD_TYPES[spec.entity],
-                _compile_fields(spec.fields, (*loc, "fields"), edifact),
                 tuple(
-                    _compile_value(_optional(spec.fields[name]), (*loc, "fields", name), edifact)
+                    (name, _compile_value(field, (*loc, "fields", name), edifact))
+                    for name, field in spec.fields.items()
+                ),
+                tuple(
+                    (name, _compile_value(_optional(spec.fields[name]), (*loc, "fields", name), edifact))
                     for name in spec.skip_if_missing
                 ),
             )
@@ -152,6 +160,10 @@ def _compile_value(spec: FieldSpec, loc: Loc, edifact: bool) -> Getter:
     select = spec.seg or spec.xpath or spec.column  # FieldSpec.select, without the property call
     if select is not None:
         whole = spec.scope == "message"
+        if edifact:
+            assert isinstance(select, str)
+            plain = spec.el if finish is _as_read and spec.fields is None and not spec.all else None
+            return _compile_segments(select, whole, spec.all, read, finish, plain)
         if spec.all:
 
             def every(run: _Apply, group: Any, node: Any) -> Any:
@@ -178,6 +190,36 @@ def _compile_value(spec: FieldSpec, loc: Loc, edifact: bool) -> Getter:
     return lambda run, group, node: read(run, node, group, node)
 
 
+def _compile_segments(
+    select: str, whole: bool, every: bool, read: Reader, finish: Finisher, plain: str | None
+) -> Getter:
+    """A field selecting segments of an :class:`EdifactSource`, its selector parsed once. ``plain``: the field
+    only reads this element of the first segment (no table, conversion, default or requirement)."""
+    tag, qualifiers = selector_parts(select)
+    if plain is not None:
+        index, component = element_path(plain)
+
+        def text(run: _Apply, group: Any, node: Any) -> Any:
+            nodes = run.segments.select(select, tag, qualifiers, group, whole)
+            return (nodes[0].element(index, component) or None) if nodes else None
+
+        return text
+    if every:
+
+        def segments(run: _Apply, group: Any, node: Any) -> Any:
+            nodes = run.segments.select(select, tag, qualifiers, group, whole)
+            items = [read(run, found, group, node) for found in nodes]
+            return [i for i in items if i is not None] or finish(run, None, None, group, node)
+
+        return segments
+
+    def segment(run: _Apply, group: Any, node: Any) -> Any:
+        nodes = run.segments.select(select, tag, qualifiers, group, whole)
+        return read(run, nodes[0], group, node) if nodes else finish(run, None, None, group, node)
+
+    return segment
+
+
 # read(run, selected node, group, scope node) and finish(run, raw, node, group, scope node)
 Reader = Callable[[_Apply, Any, Any, Any], Any]
 Finisher = Callable[[_Apply, Any, Any, Any, Any], Any]
@@ -201,9 +243,7 @@ def _compile_read(spec: FieldSpec, loc: Loc, finish: Finisher, edifact: bool) ->
         def element(run: _Apply, node: Any, group: Any, scope_node: Any) -> Any:
             if node is None:
                 return finish(run, None, None, group, scope_node)
-            if isinstance(node, Segment):
-                return finish(run, node.element(index, component) or None, node, group, scope_node)
-            return finish(run, run.source.read(node, path), node, group, scope_node)
+            return finish(run, node.element(index, component) or None, node, group, scope_node)
 
         return element
 
@@ -223,7 +263,7 @@ def _compile_finish(spec: FieldSpec, loc: Loc, edifact: bool) -> Finisher:
     arg_path = element_path(arg_from) if edifact and arg_from else None
     where = f" ({spec.select}{f' element {spec.el}' if spec.el else ''})" if spec.select else ""
     if table is None and convert is None and default is None and not required:
-        return lambda run, raw, node, group, scope_node: raw
+        return _as_read
 
     def finish(run: _Apply, raw: Any, node: Any, group: Any, scope_node: Any) -> Any:
         value = raw
@@ -238,7 +278,7 @@ def _compile_finish(spec: FieldSpec, loc: Loc, edifact: bool) -> Finisher:
         elif value is not None and convert is not None:
             if node is None or not arg_from:
                 arg = None
-            elif arg_path is not None and isinstance(node, Segment):
+            elif arg_path is not None:
                 arg = node.element(*arg_path) or None
             else:
                 arg = run.source.read(node, arg_from)
@@ -255,6 +295,11 @@ def _compile_finish(spec: FieldSpec, loc: Loc, edifact: bool) -> Finisher:
     return finish
 
 
+def _as_read(run: _Apply, raw: Any, node: Any, group: Any, scope_node: Any) -> Any:
+    """The finish of a field with no table, conversion, default or requirement: the value as read."""
+    return raw
+
+
 def _records(run: _Apply, plan: _Plan) -> list[Record]:
     out: list[Record] = []
     source = run.source
@@ -264,15 +309,32 @@ def _records(run: _Apply, plan: _Plan) -> list[Record]:
         for group in groups:
             if spec.if_present and not source.find(spec.if_present, group, None, group is None):
                 continue
-            if any(get(run, group, None) is None for get in record.skip_if_missing):
+            known = _present(run, group, record.skip_if_missing)
+            if known is None:
                 continue
-            values = record.fields(run, group, None)
+            values: dict[str, Any] = {}
+            for name, get in record.fields:
+                value = known[name] if name in known else get(run, group, None)
+                if value is not None:
+                    values[name] = value
+            values["entity"] = spec.entity
             try:
-                made = record.record_type.model_validate({**values, "entity": spec.entity})
+                made = record.record_type.model_validate(values)
             except ValidationError as exc:
                 raise run.record_error(exc, spec, record.loc, group) from None
             out.append(_localised(made, plan.zone))
     return out
+
+
+def _present(run: _Apply, group: Any, fields: tuple[tuple[str, Getter], ...]) -> dict[str, Any] | None:
+    """The values of ``fields``, or None when one has none (its record is left out)."""
+    known: dict[str, Any] = {}
+    for name, get in fields:
+        value = get(run, group, None)
+        if value is None:
+            return None
+        known[name] = value
+    return known
 
 
 def _optional(field: FieldSpec) -> FieldSpec:
@@ -301,7 +363,7 @@ def _localised(record: Record, zone: ZoneInfo) -> Record:
 
 def apply_source(mapping: Mapping, source: Source) -> MappedMessage:
     """The canonical records of one input message of any format."""
-    plan = _plan(mapping)
+    plan = _plan(mapping, isinstance(source, EdifactSource))
     run = _Apply(mapping, source, plan.options)
     records = _records(run, plan)
     issued_at = (plan.issued_at(run, None, None) if plan.issued_at else None) or source.issued_at

@@ -62,6 +62,27 @@ _DATE_FORMATS = {
 }
 
 
+# the same codes as slices of a string of exactly that many ASCII digits: (length, year digits)
+_DIGIT_LAYOUTS = {"102": (8, 4), "201": (10, 2), "203": (12, 4), "204": (14, 4)}
+
+
+def _parsed(value: str, code: str, pattern: str) -> datetime:
+    """``datetime.strptime(value, pattern)``, read by slicing when ``value`` is all digits at the format's full
+    length (then strptime could only split it this way). Anything else, or a date slicing finds impossible, goes
+    to strptime itself, so what it accepts and rejects is unchanged."""
+    length, year_digits = _DIGIT_LAYOUTS[code]
+    if len(value) == length and value.isascii() and value.isdigit():
+        year = int(value[:year_digits])
+        if year_digits == 2:
+            year += 1900 if year >= 69 else 2000  # strptime's %y rule
+        rest = [int(value[i : i + 2]) for i in range(year_digits, length, 2)] + [0, 0, 0]
+        try:
+            return datetime(year, rest[0], rest[1], rest[2], rest[3], rest[4])
+        except ValueError:
+            pass
+    return datetime.strptime(value, pattern)
+
+
 @converter("datetime", "EDIFACT date/time; arg_from names the DTM format code (102, 201, 203, 204)")
 def edifact_datetime(value: str, fmt: str | None, opts: Options) -> datetime:
     code = fmt or {8: "102", 12: "203", 14: "204"}.get(len(value), "")
@@ -69,7 +90,7 @@ def edifact_datetime(value: str, fmt: str | None, opts: Options) -> datetime:
     if pattern is None:
         raise ConversionError(f"date format code {code or '(none)'} is not supported (102, 201, 203, 204)")
     try:
-        return datetime.strptime(value, pattern).replace(tzinfo=ZoneInfo(opts.timezone))
+        return _parsed(value, code, pattern).replace(tzinfo=ZoneInfo(opts.timezone))
     except ValueError:
         raise ConversionError(f"{value!r} is not a date in format {code} ({pattern})") from None
 

@@ -57,8 +57,11 @@ def _selector(text: str) -> Selector:
     return Selector(text)
 
 
+Qualifiers = tuple[tuple[int, str], ...]
+
+
 @cache
-def _qualifiers(text: str) -> tuple[str, tuple[tuple[int, str], ...]]:
+def selector_parts(text: str) -> tuple[str, Qualifiers]:
     """A selector's tag and its non-empty qualifiers with their element positions."""
     sel = _selector(text)
     return sel.tag, tuple((i, q) for i, q in enumerate(sel.qualifiers, start=1) if q)
@@ -90,7 +93,7 @@ class EdifactSource:
         self._pools: dict[int, tuple[Sequence[Segment], dict[str, list[Segment]], dict[str, list[Segment]]]] = {}
 
     def groups(self, each: str, until: Sequence[str]) -> list[Any]:
-        tag, qualifiers = _qualifiers(each)
+        tag, qualifiers = selector_parts(each)
         groups: list[list[Segment]] = []
         current: list[Segment] | None = None
         for seg in self.msg.segments:
@@ -105,6 +108,11 @@ class EdifactSource:
 
     def find(self, selector: str | list[str], group: Any, node: Any, whole: bool) -> list[Any]:
         """The segments ``selector`` picks; the list is this source's own (the engine only reads it)."""
+        assert isinstance(selector, str)
+        return self.select(selector, *selector_parts(selector), group, whole)
+
+    def select(self, selector: str, tag: str, qualifiers: Qualifiers, group: Any, whole: bool) -> list[Segment]:
+        """:meth:`find` with the selector already parsed (by :func:`selector_parts`)."""
         pool = self.msg.segments if whole or group is None else group
         cached = self._pools.get(id(pool))
         if cached is None:
@@ -112,11 +120,9 @@ class EdifactSource:
             for seg in pool:
                 index.setdefault(seg.tag, []).append(seg)
             cached = self._pools[id(pool)] = (pool, index, {})
-        found = cached[2].get(selector)  # type: ignore[arg-type] # a list selector is not EDIFACT's
+        found = cached[2].get(selector)
         if found is not None:
             return found
-        assert isinstance(selector, str)
-        tag, qualifiers = _qualifiers(selector)
         same_tag = cached[1].get(tag, ())
         if not qualifiers:
             found = list(same_tag)
