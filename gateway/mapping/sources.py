@@ -78,6 +78,9 @@ def matches(seg: Segment, sel: Selector) -> bool:
     return all(not q or seg.element(i, 1) == q for i, q in enumerate(sel.qualifiers, start=1))
 
 
+_NOTHING: list[Segment] = []  # what a selector of an absent tag finds (shared: the engine only reads it)
+
+
 class EdifactSource:
     """One UNH..UNT message. Groups are runs of segments; nested fields search the group, not a segment."""
 
@@ -123,12 +126,17 @@ class EdifactSource:
         found = cached[2].get(selector)
         if found is not None:
             return found
-        same_tag = cached[1].get(tag, ())
-        if not qualifiers:
-            found = list(same_tag)
+        same_tag = cached[1].get(tag)
+        if same_tag is None:  # most selectors of a mapping find nothing in a given message or group
+            found = _NOTHING
+        elif not qualifiers:
+            found = same_tag
         elif len(qualifiers) == 1:  # the usual selector, e.g. RFF+BN: no generator per segment
             ((i, q),) = qualifiers
             found = [s for s in same_tag if s.element(i, 1) == q]
+        elif len(qualifiers) == 2:  # e.g. MEA+AAE+VGM
+            (i, q), (j, r) = qualifiers
+            found = [s for s in same_tag if s.element(i, 1) == q and s.element(j, 1) == r]
         else:
             found = [s for s in same_tag if all(s.element(i, 1) == q for i, q in qualifiers)]
         cached[2][selector] = found
