@@ -48,3 +48,8 @@ def parameters(url: str, *, heartbeat: int, name: str, timeout: float | None = N
 
 def quorum_arguments(delivery_limit: int) -> dict[str, object]:
     return {"x-queue-type": "quorum", "x-delivery-limit": delivery_limit}
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for a log line: its type, and its text when it has one (pika's often have none)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
+from typing import Any
 
 import pika
 import structlog
@@ -43,12 +43,6 @@ RETRY_AFTER = 5.0  # seconds publishing rests after it failed
 PUBLISH_TIMEOUT = 10.0  # seconds a publisher waits for the broker to connect and confirm
 
 
-class Notices(Protocol):
-    def received(self, message_ids: Sequence[int]) -> None: ...
-
-    def deliveries(self, delivery_ids: Sequence[int]) -> None: ...
-
-
 class LocalNotices:
     """The one-process default: wake the worker and dispatcher threads of this process."""
 
@@ -59,10 +53,6 @@ class LocalNotices:
     def received(self, message_ids: Sequence[int]) -> None:
         if message_ids:
             self.work.set()
-
-    def deliveries(self, delivery_ids: Sequence[int]) -> None:
-        if delivery_ids:
-            self.dispatch.set()
 
 
 Handler = Callable[[bytes], bool]  # True: done with it (ack); False: the database is away (requeue, pause)
@@ -117,7 +107,7 @@ class RabbitQueues:
                     log.warning(
                         "notices not published for a while; the sweep will find the work",
                         queue=self.name(kind),
-                        error=_describe(exc),
+                        error=amqp.describe(exc),
                         retry_in=RETRY_AFTER,
                     )
 
@@ -155,7 +145,7 @@ class RabbitQueues:
                 try:
                     self._consume(kind, handle, stop, pause, backoff, executor)
                 except Exception as exc:
-                    log.warning("queue consumer disconnected", queue=self.name(kind), error=_describe(exc))
+                    log.warning("queue consumer disconnected", queue=self.name(kind), error=amqp.describe(exc))
                     stop.wait(backoff.next())
             executor.submit(self.close)
 
@@ -228,7 +218,3 @@ def parse_ids(body: bytes) -> list[int]:
         return list(value)
     log.warning("notice ignored: not an id or a list of ids", body=body[:80].decode("utf-8", "replace"))
     return []
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

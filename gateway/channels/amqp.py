@@ -108,7 +108,7 @@ class AmqpConsumer:
                     log.warning(
                         "amqp session ended; reconnecting",
                         channel=self.name,
-                        error=_describe(exc),
+                        error=amqp.describe(exc),
                         retry_in=round(delay, 1),
                     )
                     stop.wait(delay)
@@ -129,8 +129,7 @@ class AmqpConsumer:
 
     def queue_arguments(self) -> dict[str, Any]:
         return {
-            "x-queue-type": "quorum",
-            "x-delivery-limit": self.config.delivery_limit,
+            **amqp.quorum_arguments(self.config.delivery_limit),
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": self.dead_letter_queue,
             "x-dead-letter-strategy": "at-least-once",
@@ -221,7 +220,7 @@ class AmqpConsumer:
             with self.gateway.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # any failure means: not yet
-            log.warning("database not answering; amqp consumer paused", channel=self.name, error=_describe(exc))
+            log.warning("database not answering; amqp consumer paused", channel=self.name, error=amqp.describe(exc))
             return False
         return True
 
@@ -256,7 +255,7 @@ class AmqpConsumer:
             log.error(
                 "amqp delivery not stored; returned to the queue",
                 channel=self.name,
-                error=_describe(exc),
+                error=amqp.describe(exc),
                 amqp_message_id=props.message_id,
                 delivery_count=headers.get("x-delivery-count"),
                 exc_info=True,
@@ -299,7 +298,3 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
